@@ -1,0 +1,67 @@
+"""synthhealth: differentially private synthetic patient data from FHIR, with a privacy report.
+
+The public API::
+
+    import synthhealth as sh
+
+    schema = sh.load_schema("core-patient")                    # public domains, never inferred
+    table = sh.flatten(sh.fhir.read("exports/"), schema)       # one row per patient, bounded
+    flchain = sh.read_table(sh.datasets.load_flchain(), sh.load_schema("flchain"))
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets, fhir
+from .exceptions import (
+    AccountingError,
+    BudgetExceededError,
+    DataQualityWarning,
+    DataValidationError,
+    FHIRFormatError,
+    InsecureRandomnessWarning,
+    InvalidParameterError,
+    LowUtilityWarning,
+    NotFittedError,
+    OptionalDependencyError,
+    PrivacyLeakWarning,
+    SchemaError,
+    SynthHealthError,
+)
+from .schema import Attribute, PatientSchema, bundled_schemas, load_schema, schema_path
+from .transform import FlattenReport, flatten, read_table, report_of, write_table
+
+try:
+    __version__ = version("synthhealth")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "AccountingError",
+    "Attribute",
+    "BudgetExceededError",
+    "DataQualityWarning",
+    "DataValidationError",
+    "FHIRFormatError",
+    "FlattenReport",
+    "InsecureRandomnessWarning",
+    "InvalidParameterError",
+    "LowUtilityWarning",
+    "NotFittedError",
+    "OptionalDependencyError",
+    "PatientSchema",
+    "PrivacyLeakWarning",
+    "SchemaError",
+    "SynthHealthError",
+    "__version__",
+    "bundled_schemas",
+    "datasets",
+    "fhir",
+    "flatten",
+    "load_schema",
+    "read_table",
+    "report_of",
+    "schema_path",
+    "write_table",
+]

@@ -1,0 +1,176 @@
+"""Exception and warning hierarchy of synthhealth.
+
+Every error raised on purpose by synthhealth derives from :class:`SynthHealthError`.
+Subclasses also inherit the builtin exception that matches their meaning, so
+``except ValueError`` keeps working in user code. Messages name the parameter or
+location, the constraint and the value received; they never echo patient data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "SynthHealthError",
+    "InvalidParameterError",
+    "SchemaError",
+    "SchemaProblem",
+    "FHIRFormatError",
+    "DataValidationError",
+    "NotFittedError",
+    "BudgetExceededError",
+    "AccountingError",
+    "OptionalDependencyError",
+    "PrivacyLeakWarning",
+    "InsecureRandomnessWarning",
+    "LowUtilityWarning",
+    "DataQualityWarning",
+]
+
+
+class SynthHealthError(Exception):
+    """Base class of every error raised by synthhealth."""
+
+
+class InvalidParameterError(SynthHealthError, ValueError):
+    """A function or constructor parameter has an invalid value."""
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    """One problem found in a schema: where it is and what is wrong.
+
+    Attributes
+    ----------
+    path : str
+        Location inside the schema document, e.g. ``attributes[3].bounds``.
+    message : str
+        What is wrong, e.g. ``lower 120 > upper 20``.
+    """
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SchemaError(SynthHealthError, ValueError):
+    """A patient schema is invalid. Collects every problem with its path.
+
+    Parameters
+    ----------
+    problems : list of SchemaProblem
+        All problems found (never just the first one).
+    source : str, optional
+        File the schema came from.
+    """
+
+    def __init__(self, problems: list[SchemaProblem], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        n = len(self.problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{n} problem{'s' if n != 1 else ''} in schema{where}:\n{lines}")
+
+
+class FHIRFormatError(SynthHealthError, ValueError):
+    """FHIR input is malformed. Names the file, the position and the resource id.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong (no patient data).
+    file : str, optional
+        The file being read.
+    line : int, optional
+        1-based line number (NDJSON) or ``None``.
+    entry : int, optional
+        0-based ``Bundle.entry`` index or ``None``.
+    resource_id : str, optional
+        ``resourceType/id`` of the offending resource, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        entry: int | None = None,
+        resource_id: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.file = file
+        self.line = line
+        self.entry = entry
+        self.resource_id = resource_id
+        super().__init__(self._format())
+
+    @property
+    def location(self) -> str:
+        """Human-readable position: ``file, line 3`` or ``file, entry[12]``."""
+        parts = []
+        if self.file:
+            parts.append(self.file)
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.entry is not None:
+            parts.append(f"entry[{self.entry}]")
+        if self.resource_id:
+            parts.append(self.resource_id)
+        return ", ".join(parts)
+
+    def _format(self) -> str:
+        loc = self.location
+        return f"{loc}: {self.reason}" if loc else self.reason
+
+
+class DataValidationError(SynthHealthError, ValueError):
+    """A table does not match its schema. Lists every violation found.
+
+    Parameters
+    ----------
+    violations : list of str
+        One line per violation: column, constraint and a count (no values
+        from the data beyond what the public schema already declares).
+    """
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = list(violations)
+        n = len(self.violations)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        super().__init__(f"table does not match the schema ({n} problem{'s' if n != 1 else ''}):\n{lines}")
+
+
+class NotFittedError(SynthHealthError, ValueError, AttributeError):
+    """A model was used before ``fit``."""
+
+
+class BudgetExceededError(SynthHealthError, ValueError):
+    """A privacy budget would be exceeded; raised before any data is touched."""
+
+
+class AccountingError(SynthHealthError):
+    """Privacy accounting failed or is inconsistent."""
+
+
+class OptionalDependencyError(SynthHealthError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class PrivacyLeakWarning(UserWarning):
+    """Something about the private data is being used without a DP charge."""
+
+
+class InsecureRandomnessWarning(UserWarning):
+    """Randomness is seeded or otherwise not suitable for a release."""
+
+
+class LowUtilityWarning(UserWarning):
+    """The output is likely to have poor utility (e.g. too little budget)."""
+
+
+class DataQualityWarning(UserWarning):
+    """Input values were clipped, capped or mapped to the missing state."""

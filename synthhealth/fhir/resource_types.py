@@ -1,0 +1,41 @@
+"""FHIR R4 (4.0.1) and R4B resource type names, and how events link to a patient."""
+
+from __future__ import annotations
+
+__all__ = ["R4_RESOURCE_TYPES", "PATIENT_LINK_FIELDS"]
+
+_R4 = """
+Account ActivityDefinition AdverseEvent AllergyIntolerance Appointment AppointmentResponse AuditEvent Basic
+Binary BiologicallyDerivedProduct BodyStructure Bundle CapabilityStatement CarePlan CareTeam CatalogEntry
+ChargeItem ChargeItemDefinition Claim ClaimResponse ClinicalImpression CodeSystem Communication
+CommunicationRequest CompartmentDefinition Composition ConceptMap Condition Consent Contract Coverage
+CoverageEligibilityRequest CoverageEligibilityResponse DetectedIssue Device DeviceDefinition DeviceMetric
+DeviceRequest DeviceUseStatement DiagnosticReport DocumentManifest DocumentReference EffectEvidenceSynthesis
+Encounter Endpoint EnrollmentRequest EnrollmentResponse EpisodeOfCare EventDefinition Evidence
+EvidenceVariable ExampleScenario ExplanationOfBenefit FamilyMemberHistory Flag Goal GraphDefinition Group
+GuidanceResponse HealthcareService ImagingStudy Immunization ImmunizationEvaluation ImmunizationRecommendation
+ImplementationGuide InsurancePlan Invoice Library Linkage List Location Measure MeasureReport Media Medication
+MedicationAdministration MedicationDispense MedicationKnowledge MedicationRequest MedicationStatement
+MedicinalProduct MedicinalProductAuthorization MedicinalProductContraindication MedicinalProductIndication
+MedicinalProductIngredient MedicinalProductInteraction MedicinalProductManufactured MedicinalProductPackaged
+MedicinalProductPharmaceutical MedicinalProductUndesirableEffect MessageDefinition MessageHeader
+MolecularSequence NamingSystem NutritionOrder Observation ObservationDefinition OperationDefinition
+OperationOutcome Organization OrganizationAffiliation Parameters Patient PaymentNotice PaymentReconciliation
+Person PlanDefinition Practitioner PractitionerRole Procedure Provenance Questionnaire QuestionnaireResponse
+RelatedPerson RequestGroup ResearchDefinition ResearchElementDefinition ResearchStudy ResearchSubject
+RiskAssessment RiskEvidenceSynthesis Schedule SearchParameter ServiceRequest Slot Specimen SpecimenDefinition
+StructureDefinition StructureMap Subscription Substance SubstanceNucleicAcid SubstancePolymer SubstanceProtein
+SubstanceReferenceInformation SubstanceSourceMaterial SubstanceSpecification SupplyDelivery SupplyRequest Task
+TerminologyCapabilities TestReport TestScript ValueSet VerificationResult VisionPrescription
+"""
+_R4B_ONLY = """
+AdministrableProductDefinition Citation ClinicalUseDefinition EvidenceReport Ingredient ManufacturedItemDefinition
+MedicinalProductDefinition NutritionProduct PackagedProductDefinition RegulatedAuthorization SubscriptionStatus
+SubscriptionTopic
+"""
+
+#: Every resource type name of FHIR R4 and R4B.
+R4_RESOURCE_TYPES: frozenset[str] = frozenset(_R4.split()) | frozenset(_R4B_ONLY.split())
+
+#: Top-level elements that link a resource to its patient, tried in order.
+PATIENT_LINK_FIELDS: tuple[str, ...] = ("subject", "patient", "beneficiary")

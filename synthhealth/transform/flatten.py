@@ -1,0 +1,632 @@
+"""Flatten FHIR resources into one row per patient, bounding every contribution.
+
+This is where the privacy unit is made: whatever a patient's history holds, it
+becomes exactly one row whose every value lies in the schema's public domain
+(counts capped, numbers clipped or mapped to missing, unknown codes mapped to the
+declared ``other`` category or to missing). Every such mapping is counted and
+reported; nothing is dropped silently.
+
+Flattening streams resources once and keeps a small accumulator per patient and
+attribute, so it works for Bundles and Bulk NDJSON alike, whatever the order of the
+resources.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_bool, check_choice
+from ..exceptions import InvalidParameterError
+from ..fhir.reader import FHIRReader, Location, PatientRecord, ResourceItem, read
+from ..schema.model import EVENT_RESOURCES, Attribute, PatientSchema
+
+__all__ = ["flatten", "FlattenReport", "AttributeCounts", "report_of"]
+
+_US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+_EXT_RACE = _US_CORE + "us-core-race"
+_EXT_ETHNICITY = _US_CORE + "us-core-ethnicity"
+_EXT_BIRTHSEX = _US_CORE + "us-core-birthsex"
+
+#: Date element of each event resource, in order of preference.
+_EVENT_DATES: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "Condition": (("onsetDateTime", None), ("onsetPeriod", "start"), ("recordedDate", None)),
+    "Observation": (("effectiveDateTime", None), ("effectivePeriod", "start"), ("effectiveInstant", None), ("issued", None)),
+    "Encounter": (("period", "start"),),
+    "MedicationRequest": (("authoredOn", None),),
+    "Procedure": (("performedDateTime", None), ("performedPeriod", "start")),
+    "Immunization": (("occurrenceDateTime", None), ("recorded", None)),
+    "AllergyIntolerance": (("onsetDateTime", None), ("recordedDate", None)),
+}
+
+_EXCLUDED_STATUS = {"entered-in-error"}
+_EXCLUDED_EXTRA: dict[str, set[str]] = {"Observation": {"cancelled"}, "Encounter": {"cancelled"},
+                                        "Procedure": {"not-done"}}
+_EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
+
+
+@dataclass
+class AttributeCounts:
+    """How often values of one attribute were bounded or mapped (no values recorded)."""
+
+    missing: int = 0
+    out_of_domain: int = 0
+    clipped: int = 0
+    capped: int = 0
+    unit_mismatch: int = 0
+    bad_value: int = 0
+
+    def any(self) -> bool:
+        """Whether anything other than missing values was counted."""
+        return bool(self.out_of_domain or self.clipped or self.capped or self.unit_mismatch or self.bad_value)
+
+
+@dataclass
+class FlattenReport:
+    """What flattening did: rows made, and per attribute what was bounded or mapped.
+
+    Attributes
+    ----------
+    schema_name, schema_hash : str
+    n_patients : int
+    attributes : dict of str to AttributeCounts
+    read_stats : dict
+        :meth:`synthhealth.fhir.ReadStats.to_dict` of the reader (skipped resources etc.).
+    """
+
+    schema_name: str
+    schema_hash: str
+    n_patients: int = 0
+    attributes: dict[str, AttributeCounts] = field(default_factory=dict)
+    read_stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {
+            "schema_name": self.schema_name,
+            "schema_hash": self.schema_hash,
+            "n_patients": self.n_patients,
+            "attributes": {k: vars(v).copy() for k, v in self.attributes.items()},
+            "read_stats": self.read_stats,
+        }
+
+    def summary(self) -> str:
+        """Plain-text summary of out-of-domain values, clipping and capping."""
+        lines = []
+        for name, c in self.attributes.items():
+            parts = []
+            if c.out_of_domain:
+                parts.append(f"{c.out_of_domain} out of domain -> other/missing")
+            if c.clipped:
+                parts.append(f"{c.clipped} clipped to bounds")
+            if c.capped:
+                parts.append(f"{c.capped} capped")
+            if c.unit_mismatch:
+                parts.append(f"{c.unit_mismatch} observations with another unit ignored")
+            if c.bad_value:
+                parts.append(f"{c.bad_value} malformed values skipped")
+            if parts:
+                lines.append(f"  {name}: " + "; ".join(parts))
+        skipped = self.read_stats.get("skipped") or {}
+        head = f"{self.n_patients} patients, {len(self.attributes)} attributes"
+        if skipped:
+            head += f"; skipped resources: {sum(skipped.values())} ({', '.join(f'{k}: {v}' for k, v in skipped.items())})"
+        if not lines:
+            return head + "\nno value was outside its declared domain"
+        return head + "\nvalues bounded or mapped to the declared domain:\n" + "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- dates
+def _day(text: Any) -> str | None:
+    """ISO date prefix ``YYYY-MM-DD`` of a FHIR date/dateTime (partial dates padded)."""
+    if not isinstance(text, str) or len(text) < 4:
+        return None
+    if len(text) >= 10:
+        return text[:10]
+    if len(text) == 7:
+        return text + "-01"
+    return text[:4] + "-01-01"
+
+
+def _to_date(day: str | None) -> date | None:
+    if day is None:
+        return None
+    try:
+        return date.fromisoformat(day)
+    except ValueError:
+        return None
+
+
+def _years_between(birth: date, at: date) -> int:
+    years = at.year - birth.year
+    if (at.month, at.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
+def _event_time(res: dict[str, Any], rtype: str) -> str | None:
+    for name, sub in _EVENT_DATES.get(rtype, ()):
+        val = res.get(name)
+        if val is None:
+            continue
+        if sub is not None:
+            val = val.get(sub) if isinstance(val, dict) else None
+        if isinstance(val, str):
+            return val
+    return None
+
+
+def _codings(cc: Any) -> Iterator[tuple[Any, Any]]:
+    if isinstance(cc, list):
+        for item in cc:
+            yield from _codings(item)
+        return
+    if isinstance(cc, dict):
+        for c in cc.get("coding") or ():
+            if isinstance(c, dict):
+                yield (c.get("system"), c.get("code"))
+
+
+def _excluded(res: dict[str, Any], rtype: str) -> bool:
+    status = res.get("status")
+    if status in _EXCLUDED_STATUS or status in _EXCLUDED_EXTRA.get(rtype, ()):
+        return True
+    if rtype == "Condition":
+        for _s, code in _codings(res.get("verificationStatus")):
+            if code in _EXCLUDED_VERIFICATION:
+                return True
+    return False
+
+
+# ------------------------------------------------------------------ per attribute
+class _Matcher:
+    """Compiled event attribute."""
+
+    __slots__ = ("idx", "attr", "agg", "start", "end", "classes", "component", "unit", "explicit_period",
+                 "cat_by_code", "needs_time")
+
+    def __init__(self, idx: int, attr: Attribute, reference_date: date) -> None:
+        src = attr.fhir
+        assert src is not None
+        self.idx = idx
+        self.attr = attr
+        self.agg = src.aggregate
+        self.explicit_period = src.period is not None
+        if src.period is not None:
+            self.start = src.period.start.isoformat() if src.period.start else None
+            self.end = src.period.end.isoformat() if src.period.end else None
+        else:
+            self.start, self.end = None, reference_date.isoformat()
+        self.classes = frozenset(src.encounter_classes)
+        self.component = src.component.key if src.component else None
+        self.unit = src.unit or attr.unit
+        self.cat_by_code = {c.key: cat.label for cat in attr.categories for c in cat.codes}
+        self.needs_time = self.agg in ("first", "last", "age_at_first", "age_at_last")
+
+
+class _Flattener:
+    def __init__(self, schema: PatientSchema, on_error: str) -> None:
+        if not schema.is_fhir:
+            missing = [a.name for a in schema.attributes if a.fhir is None]
+            raise InvalidParameterError(
+                f"The 'schema' parameter of flatten must give every attribute a 'fhir' source; "
+                f"{len(missing)} attribute(s) have none: {', '.join(missing[:10])}. Use read_table() for plain tables."
+            )
+        self.schema = schema
+        self.on_error = on_error
+        self.ref = schema.reference_date
+        self.attrs = schema.attributes
+        self.counts = {a.name: AttributeCounts() for a in self.attrs}
+        self.patient_attrs = [(i, a) for i, a in enumerate(self.attrs) if a.fhir and a.fhir.resource == "Patient"]
+        self.by_code: dict[str, dict[tuple[str, str], list[_Matcher]]] = {}
+        self.unfiltered: dict[str, list[_Matcher]] = {}
+        for i, a in enumerate(self.attrs):
+            src = a.fhir
+            if src is None or src.resource == "Patient":
+                continue
+            m = _Matcher(i, a, self.ref)
+            if src.codes:
+                table = self.by_code.setdefault(src.resource, {})
+                for c in src.codes:
+                    table.setdefault(c.key, []).append(m)
+            else:
+                self.unfiltered.setdefault(src.resource, []).append(m)
+        self.code_element = EVENT_RESOURCES
+        self.rows: dict[str, list[Any]] = {}
+        self.state: dict[str, dict[int, Any]] = {}
+        self.births: dict[str, date | None] = {}
+        self.bad_values = 0
+
+    # ----------------------------------------------------------------- feeding
+    def feed(self, item: ResourceItem) -> None:
+        key = item.patient
+        if key is None:
+            return
+        res = item.resource
+        rtype = res["resourceType"]
+        if rtype == "Patient":
+            self._patient(key, res, item.location)
+            return
+        by_code = self.by_code.get(rtype)
+        unfiltered = self.unfiltered.get(rtype)
+        if by_code is None and unfiltered is None:
+            return
+        matched: list[_Matcher] = list(unfiltered) if unfiltered else []
+        if by_code:
+            seen: set[int] = set()
+            for ck in _codings(res.get(self.code_element[rtype])):
+                for m in by_code.get(ck, ()):  # type: ignore[call-overload]
+                    if m.idx not in seen:
+                        seen.add(m.idx)
+                        matched.append(m)
+        if not matched or _excluded(res, rtype):
+            return
+        when = _event_time(res, rtype)
+        day = _day(when)
+        st = self.state.setdefault(key, {})
+        for m in matched:
+            if day is None:
+                if m.explicit_period or m.needs_time:
+                    continue
+            else:
+                if m.end is not None and day >= m.end:
+                    continue
+                if m.start is not None and day < m.start:
+                    continue
+            if m.classes:
+                cls = res.get("class")
+                code = cls.get("code") if isinstance(cls, dict) else None
+                if code not in m.classes:
+                    continue
+            agg = m.agg
+            if agg == "any":
+                st[m.idx] = True
+            elif agg == "count":
+                st[m.idx] = st.get(m.idx, 0) + 1
+            elif agg == "age_at_first":
+                prev = st.get(m.idx)
+                if prev is None or day < prev:  # type: ignore[operator]
+                    st[m.idx] = day
+            elif agg == "age_at_last":
+                prev = st.get(m.idx)
+                if prev is None or day > prev:  # type: ignore[operator]
+                    st[m.idx] = day
+            else:
+                value = self._observation_value(res, m, item.location)
+                if value is None:
+                    continue
+                self._aggregate(st, m, value, when)
+
+    def _observation_value(self, res: dict[str, Any], m: _Matcher, loc: Location) -> Any:
+        holder: dict[str, Any] | None = res
+        if m.component is not None:
+            holder = None
+            for comp in res.get("component") or ():
+                if isinstance(comp, dict) and any(ck == m.component for ck in _codings(comp.get("code"))):
+                    holder = comp
+                    break
+            if holder is None:
+                return None
+        assert holder is not None
+        counts = self.counts[m.attr.name]
+        if m.attr.type == "categorical":
+            cc = holder.get("valueCodeableConcept")
+            if cc is None:
+                return None
+            if not isinstance(cc, dict):
+                return self._bad(loc, res, "Observation.valueCodeableConcept must be an object", counts)
+            for ck in _codings(cc):
+                label = m.cat_by_code.get(ck)  # type: ignore[arg-type]
+                if label is not None:
+                    return label
+            return _OutOfDomain
+        q = holder.get("valueQuantity")
+        if q is None:
+            v = holder.get("valueInteger")
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int):
+                return self._bad(loc, res, f"Observation.valueInteger must be an integer, got {type(v).__name__}", counts)
+            return float(v)
+        if not isinstance(q, dict):
+            return self._bad(loc, res, f"Observation.valueQuantity must be an object, got {type(q).__name__}", counts)
+        v = q.get("value")
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return self._bad(loc, res, f"Observation.valueQuantity.value must be a number, got {type(v).__name__}",
+                             counts)
+        if m.unit is not None:
+            unit = q.get("code") if q.get("code") is not None else q.get("unit")
+            if unit != m.unit:
+                counts.unit_mismatch += 1
+                return None
+        return float(v)
+
+    def _bad(self, loc: Location, res: dict[str, Any], message: str, counts: AttributeCounts) -> None:
+        if self.on_error == "raise":
+            raise loc.error(message, res)
+        counts.bad_value += 1
+        return None
+
+    @staticmethod
+    def _aggregate(st: dict[int, Any], m: _Matcher, value: Any, when: str | None) -> None:
+        agg = m.agg
+        prev = st.get(m.idx)
+        if agg == "last":
+            if prev is None or (when is not None and when >= prev[0]):
+                st[m.idx] = (when or "", value)
+        elif agg == "first":
+            if prev is None or (when is not None and when < prev[0]):
+                st[m.idx] = (when or "", value)
+        elif agg == "min":
+            st[m.idx] = value if prev is None else min(prev, value)
+        elif agg == "max":
+            st[m.idx] = value if prev is None else max(prev, value)
+        elif agg == "mean":
+            st[m.idx] = (value, 1) if prev is None else (prev[0] + value, prev[1] + 1)
+
+    # ----------------------------------------------------------------- patients
+    def _patient(self, key: str, res: dict[str, Any], loc: Location) -> None:
+        birth = _to_date(_day(res.get("birthDate")))
+        if res.get("birthDate") is not None and birth is None:
+            self._bad(loc, res, "Patient.birthDate is not a valid date", AttributeCounts())
+        death_day = _day(res.get("deceasedDateTime"))
+        death = _to_date(death_day)
+        dead_by_ref = False
+        if death is not None:
+            dead_by_ref = death < self.ref
+        elif res.get("deceasedBoolean") is True:
+            dead_by_ref = True
+        self.births[key] = birth
+        row: list[Any] = [None] * len(self.attrs)
+        for i, a in self.patient_attrs:
+            path = a.fhir.path  # type: ignore[union-attr]
+            if path == "gender":
+                row[i] = self._category(a, res.get("gender"))
+            elif path == "age":
+                at = self.ref
+                if a.fhir.age_at == "end_of_followup" and death is not None and death < self.ref:  # type: ignore[union-attr]
+                    at = death
+                row[i] = None if birth is None else float(_years_between(birth, at))
+            elif path == "birth_year":
+                row[i] = None if birth is None else float(birth.year)
+            elif path == "deceased":
+                row[i] = dead_by_ref
+            elif path == "age_at_death":
+                row[i] = float(_years_between(birth, death)) if (birth and death and dead_by_ref) else None
+            elif path in ("race", "ethnicity"):
+                url = _EXT_RACE if path == "race" else _EXT_ETHNICITY
+                row[i] = self._omb(a, res, url)
+            elif path == "birth_sex":
+                val = None
+                for ext in res.get("extension") or ():
+                    if isinstance(ext, dict) and ext.get("url") == _EXT_BIRTHSEX:
+                        val = ext.get("valueCode")
+                row[i] = self._category(a, val)
+            elif path == "marital_status":
+                row[i] = self._coded_category(a, res.get("maritalStatus"))
+        self.rows[key] = row
+
+    def _category(self, a: Attribute, value: Any) -> Any:
+        if value is None:
+            return None
+        for cat in a.categories:
+            if str(value) in cat.values:
+                return cat.label
+        return _OutOfDomain
+
+    def _coded_category(self, a: Attribute, cc: Any) -> Any:
+        if cc is None:
+            return None
+        keys = list(_codings(cc))
+        for cat in a.categories:
+            codes = {c.key for c in cat.codes}
+            for system, code in keys:
+                if (system, code) in codes or (code is not None and str(code) in cat.values):
+                    return cat.label
+        return _OutOfDomain
+
+    def _omb(self, a: Attribute, res: dict[str, Any], url: str) -> Any:
+        for ext in res.get("extension") or ():
+            if not isinstance(ext, dict) or ext.get("url") != url:
+                continue
+            codings = []
+            for sub in ext.get("extension") or ():
+                if isinstance(sub, dict) and sub.get("url") == "ombCategory" and isinstance(sub.get("valueCoding"), dict):
+                    codings.append(sub["valueCoding"])
+            if not codings:
+                return None
+            return self._coded_category(a, {"coding": codings})
+        return None
+
+    # --------------------------------------------------------------- finishing
+    def finish(self) -> tuple[pd.DataFrame, dict[str, AttributeCounts]]:
+        keys = list(self.rows)
+        columns: dict[str, Any] = {}
+        for i, a in enumerate(self.attrs):
+            raw = [self._final_value(k, i, a) for k in keys]
+            columns[a.name] = self._column(a, raw)
+        index = pd.Index([k.split("/", 1)[1] if k.startswith("Patient/") else k for k in keys], name="patient_id",
+                         dtype="object")
+        df = pd.DataFrame(columns, index=index)
+        return df, self.counts
+
+    def _final_value(self, key: str, i: int, a: Attribute) -> Any:
+        src = a.fhir
+        assert src is not None
+        if src.resource == "Patient":
+            return self.rows[key][i]
+        st = self.state.get(key, {})
+        v = st.get(i)
+        agg = src.aggregate
+        if agg == "any":
+            return bool(v)
+        if agg == "count":
+            return v or 0
+        if v is None:
+            return None
+        if agg in ("age_at_first", "age_at_last"):
+            birth = self.births.get(key)
+            at = _to_date(v)
+            if birth is None or at is None:
+                return None
+            return float(_years_between(birth, at))
+        if agg in ("first", "last"):
+            return v[1]
+        if agg == "mean":
+            return v[0] / v[1]
+        return v
+
+    def _column(self, a: Attribute, raw: list[Any]) -> Any:
+        c = self.counts[a.name]
+        if a.type == "categorical":
+            out = []
+            for v in raw:
+                if v is _OutOfDomain:
+                    c.out_of_domain += 1
+                    v = a.other
+                if v is None:
+                    c.missing += 1
+                out.append(v)
+            return pd.Categorical(out, categories=list(a.labels))
+        if a.type == "boolean":
+            arr = pd.array(raw, dtype="boolean")
+            c.missing += int(arr.isna().sum())
+            return arr
+        if a.type == "count":
+            assert a.cap is not None
+            vals = []
+            for v in raw:
+                if v is not None and v > a.cap:
+                    c.capped += 1
+                    v = a.cap
+                vals.append(v)
+            arr = pd.array(vals, dtype="Int64")
+            c.missing += int(arr.isna().sum())
+            return arr
+        # numeric
+        assert a.bounds is not None
+        lo, hi = a.bounds
+        vals_f = np.array([np.nan if v is None else v for v in raw], dtype=float)
+        below = vals_f < lo
+        above = vals_f > hi
+        n_out = int(below.sum() + above.sum())
+        if n_out:
+            if a.out_of_bounds == "clip":
+                c.clipped += n_out
+                vals_f = np.clip(vals_f, lo, hi)
+            else:
+                c.out_of_domain += n_out
+                vals_f[below | above] = np.nan
+        if a.integer:
+            vals_f = np.round(vals_f)
+        c.missing += int(np.isnan(vals_f).sum())
+        return vals_f
+
+
+class _OutOfDomainType:
+    def __repr__(self) -> str:
+        return "<out of domain>"
+
+
+_OutOfDomain: Any = _OutOfDomainType()
+
+
+def _items(records: Any, on_error: str, progress: bool) -> tuple[Iterator[ResourceItem], FHIRReader | None]:
+    if isinstance(records, FHIRReader):
+        return records.resources(), records
+    if isinstance(records, (str, os.PathLike)):
+        reader = read(records, on_error=on_error, progress=progress)
+        return reader.resources(), reader
+    if isinstance(records, PatientRecord):
+        return records.iter_items(), None
+    if isinstance(records, Iterable) and not isinstance(records, (dict, bytes)):
+        def gen() -> Iterator[ResourceItem]:
+            for i, rec in enumerate(records):
+                if not isinstance(rec, PatientRecord):
+                    raise InvalidParameterError(
+                        f"The 'records' parameter of flatten must hold PatientRecord objects; item {i} is a "
+                        f"{type(rec).__name__}.")
+                yield from rec.iter_items()
+        return gen(), None
+    raise InvalidParameterError(
+        "The 'records' parameter of flatten must be a path, a FHIRReader (synthhealth.fhir.read) or an iterable of "
+        f"PatientRecord. Got {type(records).__name__} instead."
+    )
+
+
+def flatten(
+    records: Any,
+    schema: PatientSchema,
+    *,
+    on_error: str = "raise",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Turn FHIR resources into a patient table: one row per patient, bounded by the schema.
+
+    Parameters
+    ----------
+    records : path, FHIRReader or iterable of PatientRecord
+        The FHIR input: a path/glob (read with :func:`synthhealth.fhir.read`), an open
+        reader, or patient records.
+    schema : PatientSchema
+        The public schema; every attribute needs a ``fhir`` source.
+    on_error : {"raise", "skip"}, default "raise"
+        Stop at the first malformed value, or skip and count it (also passed to the
+        reader when ``records`` is a path).
+    progress : bool, default False
+        Show a progress bar (when ``records`` is a path).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``patient_id``, one column per attribute: categoricals with the
+        declared categories, ``boolean`` flags, ``Int64`` counts, float numerics.
+        ``df.attrs["synthhealth"]`` holds the :class:`FlattenReport` as a dict: how many
+        values were clipped, capped or mapped to other/missing, per attribute.
+
+    Raises
+    ------
+    FHIRFormatError
+        On malformed input (with file, position and resource id), unless skipped.
+    InvalidParameterError
+        If an attribute of ``schema`` has no FHIR source.
+
+    Examples
+    --------
+    >>> import synthhealth as sh
+    >>> schema = sh.load_schema("core-patient")
+    >>> table = sh.flatten(sh.datasets.demo_fhir_path(), schema)
+    >>> table.index.is_unique
+    True
+    """
+    if not isinstance(schema, PatientSchema):
+        raise InvalidParameterError(
+            f"The 'schema' parameter of flatten must be a PatientSchema (see load_schema). Got {type(schema).__name__} instead.")
+    check_choice(on_error, "on_error", ("raise", "skip"), "flatten")
+    check_bool(progress, "progress", "flatten")
+    flat = _Flattener(schema, on_error)
+    items, reader = _items(records, on_error, progress)
+    for item in items:
+        flat.feed(item)
+    df, counts = flat.finish()
+    report = FlattenReport(schema.name, schema.hash, len(df), counts, reader.stats.to_dict() if reader else {})
+    df.attrs["synthhealth"] = {"kind": "flattened", **report.to_dict()}
+    return df
+
+
+def report_of(table: pd.DataFrame) -> FlattenReport | None:
+    """The :class:`FlattenReport` stored on a table by :func:`flatten`, if any."""
+    meta = table.attrs.get("synthhealth")
+    if not meta or meta.get("kind") not in ("flattened", "table"):
+        return None
+    attrs = {k: AttributeCounts(**v) for k, v in meta["attributes"].items()}
+    return FlattenReport(meta["schema_name"], meta["schema_hash"], meta["n_patients"], attrs, meta.get("read_stats", {}))
+
