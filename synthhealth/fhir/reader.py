@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -406,26 +406,34 @@ class FHIRReader:
         """Yield (resource, location, offset, length) for each line of an NDJSON file."""
         fname = str(f.path)
         offset = 0
-        try:
-            with open_binary(f.path) as fh:
-                for lineno, raw in enumerate(fh, start=1):
-                    n = len(raw)
-                    self.stats.bytes_read += n
-                    start = offset
-                    offset += n
-                    if not raw.strip():
-                        continue
-                    loc = Location(fname, line=lineno)
-                    try:
-                        res = orjson.loads(raw)
-                    except orjson.JSONDecodeError as exc:
-                        self._fail(self._parse_error(exc, loc), "invalid JSON")
-                        continue
-                    if self._check_resource(res, loc, "line"):
-                        yield res, loc, start, n
-        except (OSError, EOFError, ValueError) as exc:
-            self._fail(FHIRFormatError(f"cannot read file: {type(exc).__name__} (truncated or corrupt compression?)",
-                                       file=fname), "unreadable file")
+        with open_binary(f.path) as fh:
+            lines = iter(fh)
+            lineno = 0
+            while True:
+                try:
+                    raw = next(lines)
+                except StopIteration:
+                    break
+                except (OSError, EOFError, ValueError) as exc:  # corrupt or truncated compression
+                    self._fail(FHIRFormatError(
+                        f"cannot read file: {type(exc).__name__} after line {lineno} (truncated or corrupt compression?)",
+                        file=fname), "unreadable file")
+                    return
+                lineno += 1
+                n = len(raw)
+                self.stats.bytes_read += n
+                start = offset
+                offset += n
+                if not raw.strip():
+                    continue
+                loc = Location(fname, line=lineno)
+                try:
+                    res = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    self._fail(self._parse_error(exc, loc), "invalid JSON")
+                    continue
+                if self._check_resource(res, loc, "line"):
+                    yield res, loc, start, n
 
     # --------------------------------------------------------------- streaming
     def _linked(self, res: dict[str, Any], loc: Location) -> tuple[str | None, str | None]:

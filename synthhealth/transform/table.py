@@ -115,7 +115,7 @@ class _Checker:
             lookup = {v: c.label for c in attr.categories for v in c.values}
             out = np.empty(len(s), dtype=object)
             bad = np.zeros(len(s), dtype=bool)
-            for i, (v, m) in enumerate(zip(s.to_numpy(dtype=object), miss)):
+            for i, (v, m) in enumerate(zip(s.to_numpy(dtype=object), miss, strict=True)):
                 if m:
                     out[i] = None
                     continue
@@ -136,7 +136,7 @@ class _Checker:
             falsy = set(attr.false_values)
             out_b = np.empty(len(s), dtype=object)
             bad = np.zeros(len(s), dtype=bool)
-            for i, (v, m) in enumerate(zip(s.to_numpy(dtype=object), miss)):
+            for i, (v, m) in enumerate(zip(s.to_numpy(dtype=object), miss, strict=True)):
                 if m:
                     out_b[i] = None
                 elif isinstance(v, (bool, np.bool_)):
@@ -214,8 +214,8 @@ def read_table(
     ----------
     data : path or DataFrame
         A ``.csv`` (optionally ``.gz``/``.xz``) or ``.parquet`` file, or a DataFrame.
-        Columns are matched by each attribute's ``column`` (default: its name); other
-        columns are dropped.
+        Columns are matched by each attribute's ``column`` (default: its name), or by
+        the attribute name when that column is absent; other columns are dropped.
     schema : PatientSchema
         The public schema of the table.
     on_violation : {"raise", "coerce"}, default "raise"
@@ -258,7 +258,9 @@ def read_table(
         raise InvalidParameterError(
             f"The 'data' parameter of read_table must be a path or a pandas DataFrame. Got {type(data).__name__} instead.")
     checker = _Checker(on_violation == "coerce")
-    missing_cols = [a for a in schema.attributes if a.source_column not in df.columns]
+    # a table already in schema form (e.g. written by write_table) uses the attribute names
+    source = {a.name: a.source_column if a.source_column in df.columns else a.name for a in schema.attributes}
+    missing_cols = [a for a in schema.attributes if source[a.name] not in df.columns]
     for a in missing_cols:
         checker.violations.append(f"column {a.source_column!r} ({a.name}): missing from the table")
     if missing_cols and on_violation == "coerce":
@@ -266,8 +268,8 @@ def read_table(
     counts = {a.name: AttributeCounts() for a in schema.attributes}
     columns: dict[str, Any] = {}
     for a in schema.attributes:
-        if a.source_column in df.columns:
-            col = df[a.source_column]
+        if source[a.name] in df.columns:
+            col = df[source[a.name]]
             if isinstance(col, pd.DataFrame):
                 checker.violations.append(f"column {a.source_column!r} ({a.name}): appears more than once")
                 continue
@@ -276,6 +278,6 @@ def read_table(
         raise DataValidationError(checker.violations)
     out = pd.DataFrame(columns, index=df.index)
     report = FlattenReport(schema.name, schema.hash, len(out), counts, {})
-    ignored = [str(c) for c in df.columns if c not in {a.source_column for a in schema.attributes}]
+    ignored = [str(c) for c in df.columns if c not in set(source.values())]
     out.attrs["synthhealth"] = {"kind": "table", **report.to_dict(), "ignored_columns": ignored}
     return out

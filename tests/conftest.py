@@ -1,0 +1,68 @@
+"""Shared fixtures and the --full switch (slow tests are deselected by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import synthhealth as sh
+
+from .fhirfactory import write_json, write_ndjson
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fhir"
+SYNTHEA = SHARED / "synthea-smart-r4" / "bundles"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--full", action="store_true", default=False,
+                     help="also run tests marked slow (statistical, audit, full-data)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--full"):
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("slow") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def core_schema() -> sh.PatientSchema:
+    return sh.load_schema("core-patient")
+
+
+@pytest.fixture(scope="session")
+def flchain_schema() -> sh.PatientSchema:
+    return sh.load_schema("flchain")
+
+
+@pytest.fixture(scope="session")
+def synthea_dir() -> Path:
+    if not SYNTHEA.is_dir():  # CI and developer machines have ../shared beside the repository
+        pytest.fail(f"shared data missing: {SYNTHEA}")
+    return SYNTHEA
+
+
+@pytest.fixture
+def fhir_files(tmp_path: Path) -> Callable[..., Path]:
+    """Return a writer: fhir_files({"a.json": bundle_doc, "Patient.ndjson": [res, ...]}) -> folder."""
+
+    def make(files: dict[str, Any], folder: str = "in") -> Path:
+        root = tmp_path / folder
+        for name, content in files.items():
+            if ".ndjson" in name:
+                write_ndjson(root / name, content)
+            elif isinstance(content, bytes):
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_bytes(content)
+            else:
+                write_json(root / name, content)
+        return root
+
+    return make

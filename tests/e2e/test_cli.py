@@ -1,0 +1,98 @@
+"""The command line, end to end on the bundled data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import synthhealth as sh
+from synthhealth.cli import main
+
+from ..fhirfactory import bundle, condition, patient, write_json
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_console_script_version_and_help() -> None:
+    exe = shutil.which("synthhealth")
+    assert exe is not None, "the synthhealth console script is not installed"
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"synthhealth, version {sh.__version__}"
+    out = subprocess.run([sys.executable, "-m", "synthhealth.cli", "--help"], capture_output=True, text=True, check=True)
+    for cmd in ("demo", "flatten", "schema", "validate"):
+        assert cmd in out.stdout
+
+
+def test_demo(runner: CliRunner, tmp_path: Path) -> None:
+    res = runner.invoke(main, ["demo", "-q", "--out", str(tmp_path / "demo")])
+    assert res.exit_code == 0, res.output
+    assert "150 Bundles, 46,543 resources, 150 patients" in res.output
+    assert "stops after flattening" in res.output
+    table = pd.read_parquet(tmp_path / "demo" / "patients.parquet")
+    assert table.shape == (150, len(sh.load_schema("core-patient")))
+
+
+def test_flatten_bundles_and_ndjson(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "t.parquet"
+    res = runner.invoke(main, ["flatten", "-s", "core-patient", "-i", str(sh.datasets.demo_ndjson_path()), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "13 patients" in res.output and f"wrote 13 rows x 51 columns to {out}" in res.output
+    t = pd.read_parquet(out)
+    assert len(t) == 13 and t["hypertension"].dtype == "boolean"
+    csv = tmp_path / "t.csv"
+    res = runner.invoke(main, ["flatten", "--schema", str(sh.schema_path("core-patient")), "--input",
+                               str(sh.datasets.demo_fhir_path() / "patient-00*.json.xz"), "--output", str(csv), "-q"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(csv)) == 9
+
+
+def test_flatten_bad_input_is_one_line_and_leaves_no_file(runner: CliRunner, tmp_path: Path) -> None:
+    write_json(tmp_path / "in" / "a.json", bundle([patient("a"), condition("c", "Patient/ghost", "1")]))
+    out = tmp_path / "t.parquet"
+    res = runner.invoke(main, ["flatten", "-s", "core-patient", "-i", str(tmp_path / "in"), "-o", str(out), "-q"])
+    assert res.exit_code == 2
+    assert res.output.startswith("error: ") and "never appears in the input" in res.output
+    assert res.output.count("\n") == 1 and "Traceback" not in res.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "in"]
+    res = runner.invoke(main, ["flatten", "-s", "core-patient", "-i", str(tmp_path / "in"), "-o", str(out), "-q",
+                               "--on-error", "skip"])
+    assert res.exit_code == 0 and "skipped resources: 1 (unknown patient: 1)" in res.output and out.exists()
+
+
+def test_debug_shows_traceback(runner: CliRunner, tmp_path: Path) -> None:
+    res = runner.invoke(main, ["--debug", "flatten", "-s", "core-patient", "-i", str(tmp_path / "nope"), "-o", "x.parquet"])
+    assert res.exit_code == 1 and isinstance(res.exception, FileNotFoundError)
+
+
+def test_schema_check(runner: CliRunner, tmp_path: Path) -> None:
+    res = runner.invoke(main, ["schema", "check", "core-patient"])
+    assert res.exit_code == 0 and ": OK" in res.output and "51 attributes" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("synthhealth_schema: 1\nname: b\nversion: '1'\nreference_date: 2020-01-01\nattributes:\n"
+                   "  - {name: a, type: numeric, bounds: [120, 20], bins: [0, 1]}\n  - {name: b, type: colour}\n")
+    res = runner.invoke(main, ["schema", "check", str(bad)])
+    assert res.exit_code == 2
+    assert res.output.splitlines() == [
+        f"error: 2 problems in schema in {bad}:",
+        "  - attributes[0].bounds: lower 120 > upper 20",
+        "  - attributes[1].type: unknown attribute type 'colour' (expected one of categorical, numeric, count, boolean)",
+    ]
+
+
+def test_validate(runner: CliRunner, tmp_path: Path) -> None:
+    res = runner.invoke(main, ["validate", str(sh.datasets.demo_ndjson_path()), "-q"])
+    assert res.exit_code == 0 and "all resources valid" in res.output
+    write_json(tmp_path / "a.json", bundle([patient("a", birthDate="yesterday"), patient("b")]))
+    res = runner.invoke(main, ["validate", str(tmp_path / "a.json"), "-q"])
+    assert res.exit_code == 1
+    assert "1 invalid: invalid resource 1" in res.output
+    assert "entry[0], Patient/a: invalid resource: Patient.birthDate: Date value string does not match spec regex." in res.output
