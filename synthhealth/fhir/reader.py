@@ -570,7 +570,6 @@ class FHIRReader:
     def _iter_bundle_groups(self) -> Iterator[PatientRecord]:
         self._reset()
         bar = self._progress_bar()
-        done: set[str] = set()
         deferred: list[tuple[dict[str, Any], str, Location]] = []
         try:
             for f in sorted(self.files, key=lambda x: str(x.path)):
@@ -587,7 +586,6 @@ class FHIRReader:
                         self._fail(item.location.error(
                             "resource belongs to a patient of another Bundle; grouping needs each patient's resources "
                             "in the Patient's Bundle (flatten() handles this layout)", item.resource), "split patient")
-                done.update(records)
                 yield from records.values()
                 if bar is not None:
                     bar.update(f.size)
