@@ -229,6 +229,10 @@ class _PatientIndex:
         return ref_key in self.alias and self.alias[ref_key] is None
 
 
+def _ref_kind(link: str) -> str:
+    return link.split(":", 1)[0] if ":" in link else "relative"
+
+
 def _link_key(resource: dict[str, Any], loc: Location) -> str | None:
     """The normalized patient reference of a resource (``None``: not linked to a patient)."""
     for fld in PATIENT_LINK_FIELDS:
@@ -252,7 +256,7 @@ def _link_key(resource: dict[str, Any], loc: Location) -> str | None:
         ident = val.get("identifier")
         if isinstance(ident, dict) and isinstance(ident.get("value"), str) and val.get("type", "Patient") == "Patient":
             system = ident.get("system") if isinstance(ident.get("system"), str) else ""
-            return f"identifier:{system}|{ident['value']}"
+            return f"identifier:{system}|{ident['value']}" if system else f"identifier:{ident['value']}"
         if ref is not None and not isinstance(ref, str):
             raise loc.error(f"{resource.get('resourceType')}.{fld}.reference must be a string", resource)
     return None
@@ -540,9 +544,9 @@ class FHIRReader:
         for res, link, loc in deferred:
             key = self._index.resolve(link)
             if key is None:
-                kind = link.split(":", 1)[0] if ":" in link else "relative"
-                self._fail(loc.error(f"references a patient that never appears in the input ({kind} reference)", res),
-                           "unknown patient")
+                self._fail(loc.error(
+                    f"references a patient that never appears in the input ({_ref_kind(link)} reference)", res),
+                    "unknown patient")
                 continue
             self.stats.resources[res["resourceType"]] += 1
             yield ResourceItem(res, key, loc)
@@ -607,6 +611,7 @@ class FHIRReader:
             cols: dict[str, list[int]] = {"p": [], "f": [], "o": [], "n": []}
             readable: list[Path] = []
             deferred: list[tuple[dict[str, Any], str, Location]] = []
+            pending: list[tuple[str, Location, str | None, str, int, int, int]] = []
             for f in self._ordered_files():
                 self.stats.files += 1
                 if f.resource_type == "Patient":
@@ -637,8 +642,8 @@ class FHIRReader:
                         continue
                     key = self._index.resolve(link)
                     if key is None:
-                        self._fail(loc.error("references a patient that never appears in the input", res),
-                                   "unknown patient")
+                        # the Patient may be in a later file: resolve after the first pass
+                        pending.append((link, loc, _resource_label(res), res["resourceType"], file_id, off, n))
                         continue
                     self.stats.resources[res["resourceType"]] += 1
                     cols["p"].append(pidx[key])
@@ -651,6 +656,18 @@ class FHIRReader:
                         shutil.copyfileobj(src, dst, 1 << 20)
                 if bar is not None:
                     bar.update(f.size)
+            for link, loc, label, rtype, file_id, off, n in pending:
+                key = self._index.resolve(link)
+                if key is None:
+                    self._fail(FHIRFormatError(
+                        f"references a patient that never appears in the input ({_ref_kind(link)} reference)",
+                        file=loc.file, line=loc.line, resource_id=label), "unknown patient")
+                    continue
+                self.stats.resources[rtype] += 1
+                cols["p"].append(pidx[key])
+                cols["f"].append(file_id)
+                cols["o"].append(off)
+                cols["n"].append(n)
             p = np.asarray(cols["p"], dtype=np.int64)
             order = np.argsort(p, kind="stable")
             p_sorted = p[order]

@@ -46,8 +46,14 @@ _EVENT_DATES: dict[str, tuple[tuple[str, str | None], ...]] = {
 }
 
 _EXCLUDED_STATUS = {"entered-in-error"}
-_EXCLUDED_EXTRA: dict[str, set[str]] = {"Observation": {"cancelled"}, "Encounter": {"cancelled"},
-                                        "Procedure": {"not-done"}}
+#: statuses meaning the event did not (or not yet) happen
+_EXCLUDED_EXTRA: dict[str, set[str]] = {
+    "Observation": {"cancelled"},
+    "Encounter": {"cancelled", "planned"},
+    "Procedure": {"not-done"},
+    "Immunization": {"not-done"},
+    "MedicationRequest": {"cancelled", "draft"},
+}
 _EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
 
 
@@ -177,7 +183,7 @@ def _excluded(res: dict[str, Any], rtype: str) -> bool:
     status = res.get("status")
     if status in _EXCLUDED_STATUS or status in _EXCLUDED_EXTRA.get(rtype, ()):
         return True
-    if rtype == "Condition":
+    if rtype in ("Condition", "AllergyIntolerance"):
         for _s, code in _codings(res.get("verificationStatus")):
             if code in _EXCLUDED_VERIFICATION:
                 return True
@@ -200,7 +206,8 @@ class _Matcher:
         self.explicit_period = src.period is not None
         if src.period is not None:
             self.start = src.period.start.isoformat() if src.period.start else None
-            self.end = src.period.end.isoformat() if src.period.end else None
+            # a period without an end stops at the reference date, like the default window
+            self.end = (src.period.end or reference_date).isoformat()
         else:
             self.start, self.end = None, reference_date.isoformat()
         self.classes = frozenset(src.encounter_classes)
@@ -214,9 +221,10 @@ class _Flattener:
     def __init__(self, schema: PatientSchema, on_error: str) -> None:
         if not schema.is_fhir:
             missing = [a.name for a in schema.attributes if a.fhir is None]
+            shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
             raise InvalidParameterError(
                 f"The 'schema' parameter of flatten must give every attribute a 'fhir' source; "
-                f"{len(missing)} attribute(s) have none: {', '.join(missing[:10])}. Use read_table() for plain tables."
+                f"{len(missing)} attribute(s) have none: {shown}. Use read_table() for plain tables."
             )
         self.schema = schema
         self.on_error = on_error
@@ -238,6 +246,8 @@ class _Flattener:
             else:
                 self.unfiltered.setdefault(src.resource, []).append(m)
         self.code_element = EVENT_RESOURCES
+        self._birth_counts = _FanOut([self.counts[a.name] for a in self.attrs if a.fhir is not None and (
+            a.fhir.path in ("age", "birth_year", "age_at_death") or a.fhir.aggregate in ("age_at_first", "age_at_last"))])
         self.rows: dict[str, list[Any]] = {}
         self.state: dict[str, dict[int, Any]] = {}
         self.births: dict[str, date | None] = {}
@@ -349,7 +359,7 @@ class _Flattener:
                 return None
         return float(v)
 
-    def _bad(self, loc: Location, res: dict[str, Any], message: str, counts: AttributeCounts) -> None:
+    def _bad(self, loc: Location, res: dict[str, Any], message: str, counts: Any) -> None:
         if self.on_error == "raise":
             raise loc.error(message, res)
         counts.bad_value += 1
@@ -376,7 +386,7 @@ class _Flattener:
     def _patient(self, key: str, res: dict[str, Any], loc: Location) -> None:
         birth = _to_date(_day(res.get("birthDate")))
         if res.get("birthDate") is not None and birth is None:
-            self._bad(loc, res, "Patient.birthDate is not a valid date", AttributeCounts())
+            self._bad(loc, res, "Patient.birthDate is not a valid date", self._birth_counts)
         death_day = _day(res.get("deceasedDateTime"))
         death = _to_date(death_day)
         dead_by_ref = False
@@ -489,7 +499,8 @@ class _Flattener:
         if a.type == "categorical":
             out = []
             for v in raw:
-                if v is _OutOfDomain:
+                if v is _OutOfDomain or (v is None and not a.missing and a.other is not None):
+                    # out of domain, or absent where the schema has no missing state: the 'other' category
                     c.out_of_domain += 1
                     v = a.other
                 if v is None:
@@ -529,6 +540,22 @@ class _Flattener:
             vals_f = np.round(vals_f)
         c.missing += int(np.isnan(vals_f).sum())
         return vals_f
+
+
+class _FanOut:
+    """Adds a ``bad_value`` to several attributes' counters at once."""
+
+    def __init__(self, targets: list[AttributeCounts]) -> None:
+        self.targets = targets
+
+    @property
+    def bad_value(self) -> int:
+        return 0
+
+    @bad_value.setter
+    def bad_value(self, value: int) -> None:
+        for t in self.targets:
+            t.bad_value += 1
 
 
 class _OutOfDomainType:

@@ -119,7 +119,16 @@ class _Checker:
                 if m:
                     out[i] = None
                     continue
-                label = lookup.get(_as_text(v))
+                text = _as_text(v)
+                label = lookup.get(text)
+                if label is None:
+                    # "4.0" read from a CSV matches category "4"
+                    try:
+                        num = float(text)
+                        if num.is_integer():
+                            label = lookup.get(str(int(num)))
+                    except ValueError:
+                        pass
                 if label is None:
                     if attr.other is not None:
                         counts.out_of_domain += 1

@@ -266,3 +266,38 @@ def test_demo_flatten(core_schema: sh.PatientSchema) -> None:
             assert set(col.dropna()) <= set(a.labels), a.name
         if not a.missing:
             assert not col.isna().any(), a.name
+
+
+def test_more_exclusions_periods_and_other_for_absent(fhir_files) -> None:
+    schema = schema_from_dict({
+        "synthhealth_schema": 1, "name": "x", "version": "1", "reference_date": "2020-01-01",
+        "attributes": [
+            {"name": "sex", "type": "categorical", "categories": ["female", "male", "unknown"], "other": "unknown",
+             "missing": False, "fhir": {"resource": "Patient", "path": "gender"}},
+            {"name": "age", "type": "numeric", "bounds": [0, 100], "bins": [0, 100],
+             "fhir": {"resource": "Patient", "path": "age"}},
+            {"name": "flu", "type": "boolean", "missing": False, "fhir": {"resource": "Immunization", "codes": ["cvx|140"]}},
+            {"name": "peanut", "type": "boolean", "missing": False,
+             "fhir": {"resource": "AllergyIntolerance", "codes": ["sct|91935009"]}},
+            {"name": "recent", "type": "count", "cap": 9, "missing": False,
+             "fhir": {"resource": "Encounter", "period": {"start": "2019-01-01"}}},
+        ]})
+    s = "urn:uuid:p"
+    imm = {"resourceType": "Immunization", "id": "i1", "status": "not-done", "patient": {"reference": s},
+           "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]},
+           "occurrenceDateTime": "2015-01-01"}
+    allergy = {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": s},
+               "verificationStatus": {"coding": [{"code": "refuted"}]}, "recordedDate": "2015-01-01",
+               "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91935009"}]}}
+    folder = fhir_files({"a.json": bundle([
+        patient("p", gender=None, birthDate="unknown-date"), imm, allergy,
+        encounter("e1", s, "2019-05-01"), encounter("e2", s, "2020-05-01"), encounter("e3", s, "2019-06-01", status="planned"),
+    ])})
+    t = sh.flatten(folder, schema, on_error="skip")
+    row = t.loc["p"]
+    assert row["sex"] == "unknown" and not bool(row["flu"]) and not bool(row["peanut"])
+    assert row["recent"] == 1  # 2020-05-01 is after the reference date; planned excluded
+    rep = sh.report_of(t)
+    assert rep is not None and rep.attributes["age"].bad_value == 1 and rep.attributes["sex"].out_of_domain == 1
+    with pytest.raises(sh.FHIRFormatError, match="Patient.birthDate is not a valid date"):
+        sh.flatten(folder, schema)

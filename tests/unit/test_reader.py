@@ -260,3 +260,18 @@ def test_grouping_reports_patient_split_across_bundles(fhir_files) -> None:
                          "b.json": bundle([condition("c1", "urn:uuid:a", "1")])})
     with pytest.raises(sh.FHIRFormatError, match="belongs to a patient of another Bundle"):
         list(sh.fhir.read(folder))
+
+
+def test_ndjson_grouping_with_patients_in_a_later_file(fhir_files) -> None:
+    # the Patient file is not named Patient.*: references are resolved after the first pass
+    folder = fhir_files({"a-conditions.ndjson": [condition("c1", "Patient/p1", "1")],
+                         "z-people.ndjson": [patient("p1")]})
+    records = list(sh.fhir.read(folder))
+    assert [r.key for r in records] == ["Patient/p1"] and len(records[0]["Condition"]) == 1
+
+
+def test_logical_identifier_reference_without_system(fhir_files) -> None:
+    pat = patient("p1", identifier=[{"system": "http://hospital.example/mrn", "value": "42"}])
+    obs = dict(observation("o1", "x", "8302-2", 170, "cm"), subject={"identifier": {"value": "42"}})
+    folder = fhir_files({"Patient.ndjson": [pat], "Observation.ndjson": [obs]})
+    assert [i.patient for i in sh.fhir.read(folder).resources()] == ["Patient/p1", "Patient/p1"]
