@@ -6,14 +6,16 @@ The public API::
 
     schema = sh.load_schema("core-patient")                    # public domains, never inferred
     table = sh.flatten(sh.fhir.read("exports/"), schema)       # one row per patient, bounded
-    flchain = sh.read_table(sh.datasets.load_flchain(), sh.load_schema("flchain"))
+    gen = sh.AIM(epsilon=1.0).fit(table, schema=schema)         # patient-level (epsilon, delta)-DP
+    synthetic = gen.sample(1000)                                # post-processing: free
+    gen.ledger_.total()                                         # what was spent, and how
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, fhir
+from . import datasets, fhir, privacy
 from .exceptions import (
     AccountingError,
     BudgetExceededError,
@@ -29,6 +31,8 @@ from .exceptions import (
     SchemaError,
     SynthHealthError,
 )
+from .generators import AIM, MST, load_model
+from .privacy import PrivacyBudget, PrivacyLedger
 from .schema import Attribute, PatientSchema, bundled_schemas, load_schema, schema_path
 from .transform import FlattenReport, flatten, read_table, report_of, write_table
 
@@ -38,6 +42,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AIM",
+    "MST",
+    "PrivacyBudget",
+    "PrivacyLedger",
+    "load_model",
+    "privacy",
     "AccountingError",
     "Attribute",
     "BudgetExceededError",

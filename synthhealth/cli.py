@@ -59,37 +59,63 @@ def main(debug: bool) -> None:
 @main.command()
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("synthhealth-demo"),
               show_default=True, help="Output folder.")
+@click.option("--epsilon", default=1.0, show_default=True, help="Privacy budget epsilon of the fit.")
+@click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
-def demo(out: Path, quiet: bool) -> None:
+def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     """Run the pipeline on the bundled demo data (150 synthetic Synthea patients).
 
-    Today the pipeline reads FHIR, checks the schema and flattens to one bounded row per
-    patient; the DP generators, synthetic FHIR and the report come in later releases.
+    Reads FHIR, flattens to one bounded row per patient, fits AIM with (epsilon, 1e-6)-DP at the
+    patient level, and samples a synthetic table. Synthetic FHIR output and the privacy report
+    come in later releases.
     """
+    import warnings
+
     t0 = time.perf_counter()
     click.secho("synthhealth demo", bold=True)
     schema = sh.load_schema("core-patient")
-    click.echo(f"[1/3] schema   core-patient v{schema.version}: {len(schema)} attributes, "
+    click.echo(f"[1/5] schema   core-patient v{schema.version}: {len(schema)} attributes, "
                f"domain of {schema.domain_size():.3g} cells, hash {schema.hash[:12]}")
     src = sh.datasets.demo_fhir_path()
     reader = sh.fhir.read(src, progress=not quiet)
     table = sh.flatten(reader, schema)
     stats = reader.stats
-    click.echo(f"[2/3] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
+    click.echo(f"[2/5] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
                f"({stats.bytes_read / 1e6:.0f} MB of JSON)")
-    path = sh.write_table(table, out / "patients.parquet")
+    out.mkdir(parents=True, exist_ok=True)
+    real_path = sh.write_table(table, out / "real-patients.parquet")
     report = sh.report_of(table)
     assert report is not None
-    click.echo(f"[3/3] flatten  {len(table)} rows x {table.shape[1]} columns -> {path}")
+    click.echo(f"[3/5] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
     click.echo("      " + report.summary().replace("\n", "\n      "))
+    t_fit = time.perf_counter()
+    ledger_path = out / "ledger.json"
+    if ledger_path.exists():
+        ledger_path.unlink()  # the demo starts a fresh ledger for its fresh copy of the data
+    gen = sh.AIM(epsilon=epsilon, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
+        gen.fit(table, schema=schema, ledger=ledger_path, progress=not quiet)
+    model_path = gen.save(out / "model", overwrite=True)
+    spent = gen.ledger_.total(gen.fit_id_)
+    click.echo(f"[4/5] fit      AIM in {time.perf_counter() - t_fit:.1f} s, {gen.rounds_} rounds, "
+               f"{spent.n_entries} noisy measurements -> {model_path}")
+    click.echo(f"      spent epsilon={spent.epsilon:.3g}, delta={spent.delta:.0e} (rho={spent.rho:.4g}), unit: patient"
+               + ("; SEEDED: not for release" if spent.seeded else ""))
+    synth = gen.sample(len(table), random_state=seed)
+    synth_path = sh.write_table(synth, out / "synthetic-patients.parquet")
+    click.echo(f"[5/5] sample   {len(synth)} synthetic patients -> {synth_path}")
     click.echo("")
-    prev = table[["sex", "age", "diabetes", "hypertension", "bmi", "n_encounters_5y"]].head(5)
-    click.echo(prev.to_string())
+    cols = ["sex", "age", "diabetes", "hypertension", "bmi", "n_encounters_5y"]
+    click.echo(synth[cols].head(5).to_string())
     click.echo("")
-    click.secho("The DP generators (AIM, MST, DP-VAE), synthetic FHIR output and the privacy report are not "
-                "built yet: the demo stops after flattening.", fg="yellow")
-    click.echo(f"done in {time.perf_counter() - t0:.1f} s; the flattened table is REAL patient data: keep it private.")
+    click.echo("real vs synthetic (share):  " + ", ".join(
+        f"{c} {table[c].mean():.2f}/{synth[c].astype('boolean').mean():.2f}"
+        for c in ("diabetes", "hypertension", "deceased")))
+    click.secho("Synthetic FHIR output and the privacy/utility report are not built yet: the demo stops at the "
+                "synthetic table.", fg="yellow")
+    click.echo(f"done in {time.perf_counter() - t0:.1f} s")
 
 
 # ------------------------------------------------------------------------- flatten
@@ -124,6 +150,77 @@ def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: st
         for line in stats.skipped_examples[:10]:
             click.echo(f"  {line}")
     click.echo(f"wrote {len(table)} rows x {table.shape[1]} columns to {output}")
+
+
+# ----------------------------------------------------------------- fit / sample
+def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> Any:
+    first = Path(data[0])
+    if len(data) == 1 and first.name.lower().endswith((".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")):
+        return sh.read_table(first, schema)
+    return sh.flatten(sh.fhir.read(list(data), progress=not quiet), schema)
+
+
+@main.command()
+@click.option("--schema", "-s", "schema_src", required=True, help="Schema YAML file or bundled schema name.")
+@click.option("--data", "-d", required=True, multiple=True,
+              help="Real data: a table (.csv/.parquet) or FHIR (file, folder or glob; flattened on the way).")
+@click.option("--generator", "-g", type=click.Choice(["aim", "mst"]), default="aim", show_default=True)
+@click.option("--epsilon", "-e", type=float, required=True, help="Privacy budget epsilon of this fit.")
+@click.option("--delta", type=float, default=1e-6, show_default=True, help="Privacy parameter delta.")
+@click.option("--ledger", "-l", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Privacy ledger shared by every fit of this data (created with this fit's budget if new).")
+@click.option("--workload", "-w", multiple=True,
+              help="AIM: a marginal that matters, as comma-separated attributes (repeatable).")
+@click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_errors
+def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, delta: float, ledger: Path | None,
+        workload: tuple[str, ...], seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
+    """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model."""
+    import warnings
+
+    schema = sh.load_schema(schema_src)
+    params: dict[str, Any] = {"epsilon": epsilon, "delta": delta, "random_state": seed}
+    if workload:
+        if generator != "aim":
+            raise sh.InvalidParameterError("The '--workload' option only applies to --generator aim.")
+        params["workload"] = [tuple(a.strip() for a in w.split(",") if a.strip()) for w in workload]
+    gen = (sh.AIM if generator == "aim" else sh.MST)(**params)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise sh.InvalidParameterError(f"The '--out' folder {out} is not empty (use --overwrite to replace it).")
+    table = _load_data(data, schema, quiet)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
+        gen.fit(table, schema=schema, ledger=ledger, progress=not quiet)
+    gen.save(out, overwrite=overwrite)
+    spent = gen.ledger_.total(gen.fit_id_)
+    click.echo(f"fitted {generator.upper()} on {len(table)} patients in {time.perf_counter() - t0:.1f} s -> {out}")
+    click.echo(f"spent: {spent}")
+    if ledger is not None:
+        total = gen.ledger_.total()
+        left = sh.PrivacyBudget.from_rho(gen.ledger_.remaining_rho(), gen.ledger_.budget.delta).epsilon \
+            if gen.ledger_.remaining_rho() > 0 else 0.0
+        click.echo(f"ledger {ledger}: total spent epsilon={total.epsilon:.4g} of {gen.ledger_.budget.epsilon:g}; "
+                   f"remaining epsilon={left:.4g}")
+    if seed is not None:
+        click.secho("the DP noise was seeded: this model is NOT for release", fg="yellow")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-n", "n", type=int, default=None, help="Number of synthetic patients (default: the model's noisy count).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Output table (.parquet or .csv).")
+@click.option("--seed", type=int, default=None, help="Seed of the sampling (post-processing).")
+@_errors
+def sample(model: Path, n: int | None, output: Path, seed: int | None) -> None:
+    """Draw synthetic patients from a saved model (no privacy cost)."""
+    gen = sh.load_model(model)
+    synth = gen.sample(n, random_state=seed)
+    sh.write_table(synth, output)
+    click.echo(f"wrote {len(synth)} synthetic patients x {synth.shape[1]} columns to {output}")
 
 
 # -------------------------------------------------------------------------- schema

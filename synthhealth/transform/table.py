@@ -104,13 +104,15 @@ class _Checker:
         n = int(mask.sum())
         if not n:
             return
-        if self.coerce:
-            counts.out_of_domain += n
+        self._violated |= mask
+        if self.coerce and attr.missing:
+            counts.out_of_domain += n  # coerced to the missing state
         else:
             self.violations.append(f"column {attr.source_column!r} ({attr.name}): {n} {what} ({_rows(mask)})")
 
     def column(self, attr: Attribute, s: pd.Series, counts: AttributeCounts) -> Any:
         miss = _is_missing(s)
+        self._violated = np.zeros(len(s), dtype=bool)
         if attr.type == "categorical":
             lookup = {v: c.label for c in attr.categories for v in c.values}
             out = np.empty(len(s), dtype=object)
@@ -201,7 +203,9 @@ class _Checker:
             final_missing = np.isnan(np.asarray(pd.array(result, dtype="Float64").to_numpy(dtype=float, na_value=np.nan)))
         final_missing = np.asarray(final_missing, dtype=bool)
         if not attr.missing:
-            self.violation(attr, "missing values, but the schema declares 'missing: false'", final_missing, counts)
+            # values already reported as violations are not reported again as missing
+            self.violation(attr, "missing values, but the schema declares 'missing: false'",
+                           final_missing & ~self._violated, counts)
         counts.missing += int(final_missing.sum())
         return result
 
@@ -231,7 +235,8 @@ def read_table(
         ``"raise"``: list every violation (missing column, non-numeric value, unknown
         category, non-boolean value, negative or fractional count, missing value where
         none is allowed) in one :class:`DataValidationError`. ``"coerce"``: map violating
-        values to missing and count them as out of domain.
+        values to missing and count them as out of domain (attributes with
+        ``missing: false`` have no missing state, so their violations still raise).
 
     Returns
     -------

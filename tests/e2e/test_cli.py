@@ -33,12 +33,39 @@ def test_console_script_version_and_help() -> None:
 
 
 def test_demo(runner: CliRunner, tmp_path: Path) -> None:
-    res = runner.invoke(main, ["demo", "-q", "--out", str(tmp_path / "demo")])
+    out = tmp_path / "demo"
+    res = runner.invoke(main, ["demo", "-q", "--seed", "0", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "150 Bundles, 46,543 resources, 150 patients" in res.output
-    assert "stops after flattening" in res.output
-    table = pd.read_parquet(tmp_path / "demo" / "patients.parquet")
-    assert table.shape == (150, len(sh.load_schema("core-patient")))
+    assert "spent epsilon=1, delta=1e-06" in res.output and "SEEDED: not for release" in res.output
+    n_cols = len(sh.load_schema("core-patient"))
+    assert pd.read_parquet(out / "real-patients.parquet").shape == (150, n_cols)
+    synth = pd.read_parquet(out / "synthetic-patients.parquet")
+    assert synth.shape == (150, n_cols)
+    model = sh.load_model(out / "model")
+    assert model.ledger_.total().epsilon == pytest.approx(1.0)
+
+
+def test_fit_and_sample(runner: CliRunner, tmp_path: Path) -> None:
+    table = tmp_path / "real.parquet"
+    sh.write_table(sh.flatten(sh.datasets.demo_ndjson_path(), sh.load_schema("core-patient")), table)
+    ledger = tmp_path / "ledger.json"
+    args = ["fit", "-s", "core-patient", "-d", str(table), "-g", "mst", "-e", "1", "--ledger", str(ledger),
+            "--seed", "1", "-o", str(tmp_path / "model"), "-q"]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "fitted MST on 13 patients" in res.output and "remaining epsilon=0" in res.output
+    assert "NOT for release" in res.output
+    res = runner.invoke(main, args[:-3] + ["-o", str(tmp_path / "model2"), "-q"])
+    assert res.exit_code == 2 and "privacy budget exceeded" in res.output and "No data was accessed" in res.output
+    res = runner.invoke(main, ["sample", str(tmp_path / "model"), "-n", "40", "-o", str(tmp_path / "s.csv"),
+                               "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 40
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_ndjson_path()), "-e", "2",
+                               "-w", "age,sex,diabetes", "--seed", "2", "-o", str(tmp_path / "m3"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "fitted AIM on 13 patients" in res.output
 
 
 def test_flatten_bundles_and_ndjson(runner: CliRunner, tmp_path: Path) -> None:

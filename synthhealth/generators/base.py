@@ -1,0 +1,331 @@
+"""The generator contract (scikit-learn style) shared by every synthhealth generator.
+
+``__init__`` only stores keyword-only parameters; ``fit`` validates them, checks the privacy
+budget against the ledger *before touching data*, then learns; fitted attributes end in ``_``;
+``sample`` before ``fit`` raises :class:`NotFittedError`. A fitted model saves to a folder of
+JSON (+ ``.npz`` arrays written without pickle) holding its schema and its ledger; loading checks
+the format version. Saved models never contain real records.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_bool, check_positive_int, check_random_state
+from ..exceptions import InvalidParameterError, NotFittedError
+from ..privacy import DEFAULT_DELTA, NoiseSource, PrivacyBudget, PrivacyLedger
+from ..schema import PatientSchema, schema_from_dict
+from ..transform.encode import Encoder
+
+__all__ = ["BaseGenerator", "MODEL_FORMAT_VERSION", "load_model"]
+
+MODEL_FORMAT = "synthhealth-model"
+MODEL_FORMAT_VERSION = 1
+
+_REGISTRY: dict[str, type[BaseGenerator]] = {}
+
+
+class BaseGenerator:
+    """Base class of DP generators. Subclasses implement ``_fit`` and ``_sample_codes``.
+
+    Parameters common to every generator
+    ------------------------------------
+    epsilon : float, default 1.0
+        The ε of this fit's (ε, δ)-DP guarantee, for the patient as privacy unit.
+    delta : float, default 1e-6
+        The δ. A fixed, documented default: a default computed from the number of patients
+        would itself depend on private data.
+    random_state : None, int or numpy.random.Generator, default None
+        ``None`` draws DP noise from OpenDP's secure samplers (for release). A seed makes the run
+        reproducible but NOT FOR RELEASE (the ledger and the report say so).
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name != "base":
+            _REGISTRY[cls.name] = cls
+
+    def __init__(self, *, epsilon: float = 1.0, delta: float = DEFAULT_DELTA, random_state: Any = None) -> None:
+        self.epsilon = epsilon
+        self.delta = delta
+        self.random_state = random_state
+
+    # ---------------------------------------------------------- sklearn bits
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as given."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params: Any) -> BaseGenerator:
+        """Set constructor parameters (validated at the next ``fit``)."""
+        valid = self._param_names()
+        for k, v in params.items():
+            if k not in valid:
+                raise InvalidParameterError(
+                    f"Invalid parameter {k!r} for {type(self).__name__}: expected one of {', '.join(valid)}.")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet: call fit(table, schema=...) first.")
+
+    # ---------------------------------------------------------------- fitting
+    def _validate_params(self) -> PrivacyBudget:
+        try:
+            return PrivacyBudget(self.epsilon, self.delta)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(str(exc).replace("parameter must", f"parameter of {type(self).__name__} must")) from None
+
+    def fit(
+        self,
+        table: pd.DataFrame,
+        *,
+        schema: PatientSchema,
+        ledger: str | os.PathLike[str] | PrivacyLedger | None = None,
+        progress: bool = False,
+    ) -> BaseGenerator:
+        """Fit the generator on a patient table (one row per patient) with (ε, δ)-DP.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            A table in schema form (from :func:`synthhealth.flatten` or :func:`synthhealth.read_table`);
+            it is checked against ``schema`` (declared bounding applied, violations raised).
+        schema : PatientSchema
+            The public schema: the only source of the domain.
+        ledger : path, PrivacyLedger or None
+            Where to charge the privacy cost. A path shares a persistent ledger between fits of the
+            same data: the fit is refused before any data is touched when its remaining budget is too
+            small (a new file is created with this fit's budget). ``None``: a fresh in-memory ledger.
+        progress : bool, default False
+            Show a progress bar.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        BudgetExceededError
+            Before any data access, if the ledger cannot afford (``epsilon``, ``delta``).
+        DataValidationError
+            If the table does not match the schema.
+        """
+        budget = self._validate_params()
+        self._validate_extra_params()
+        check_bool(progress, "progress", type(self).__name__ + ".fit")
+        if not isinstance(schema, PatientSchema):
+            raise InvalidParameterError(
+                f"The 'schema' parameter of {type(self).__name__}.fit must be a PatientSchema (see load_schema). "
+                f"Got {type(schema).__name__} instead.")
+        if not isinstance(table, pd.DataFrame):
+            raise InvalidParameterError(
+                f"The 'table' parameter of {type(self).__name__}.fit must be a pandas DataFrame. "
+                f"Got {type(table).__name__} instead.")
+        noise = NoiseSource(self.random_state)
+        led = self._open_ledger(ledger, budget)
+        # the budget check happens here, before the table is read
+        fit_id = led.begin_fit(self.name, rho=budget.rho, epsilon=budget.epsilon, delta=budget.delta,
+                               schema_hash=schema.hash, seeded=noise.seeded)
+        try:
+            encoder = Encoder(schema)
+            codes = encoder.encode(table)
+            self.schema_ = schema
+            self.encoder_ = encoder
+            self.ledger_ = led
+            self.fit_id_ = fit_id
+            self.budget_ = budget
+            self._fit(codes, budget, noise, led, fit_id, progress)
+        except BaseException:
+            led.end_fit(fit_id, "failed")
+            raise
+        led.end_fit(fit_id, "done")
+        self.seeded_ = noise.seeded
+        self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return self
+
+    def _validate_extra_params(self) -> None:
+        """Validate generator-specific parameters (subclasses)."""
+
+    @staticmethod
+    def _open_ledger(ledger: Any, budget: PrivacyBudget) -> PrivacyLedger:
+        if ledger is None:
+            return PrivacyLedger(budget)
+        if isinstance(ledger, PrivacyLedger):
+            return ledger
+        if isinstance(ledger, (str, os.PathLike)):
+            p = Path(ledger)
+            return PrivacyLedger.open(p) if p.exists() else PrivacyLedger.open(p, budget)
+        raise InvalidParameterError(
+            "The 'ledger' parameter of fit must be None, a path or a PrivacyLedger. "
+            f"Got {type(ledger).__name__} instead.")
+
+    def _fit(self, codes: np.ndarray, budget: PrivacyBudget, noise: NoiseSource, ledger: PrivacyLedger,
+             fit_id: str, progress: bool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- sampling
+    def sample(self, n: int | None = None, *, random_state: Any = None) -> pd.DataFrame:
+        """Draw synthetic patients (post-processing: no privacy cost).
+
+        Parameters
+        ----------
+        n : int, optional
+            Number of synthetic patients. Default: the model's noisy estimate of the number of
+            real patients.
+        random_state : None, int or Generator
+            Randomness of the sampling itself.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A table in schema form; numbers are drawn uniformly inside their synthetic bin.
+        """
+        self._check_fitted()
+        if n is None:
+            n = max(1, int(round(self.total_)))
+        n = check_positive_int(n, "n", f"{type(self).__name__}.sample")
+        rng = check_random_state(random_state)
+        codes = self._sample_codes(n, rng)
+        table = self.encoder_.decode(codes, rng)
+        table.attrs["synthhealth"] = {"kind": "synthetic", "generator": self.name, "schema_hash": self.schema_.hash,
+                                      "fit_id": self.fit_id_, "seeded": bool(self.seeded_)}
+        return table
+
+    def _sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- saving
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Save the fitted model to a folder: ``model.json`` + ``arrays.npz`` (no pickle).
+
+        The folder holds the public schema, the model's noisy statistics and the privacy ledger,
+        never a real record. It is written to a temporary folder and renamed at the end.
+        """
+        self._check_fitted()
+        out = Path(path)
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise InvalidParameterError(
+                f"The 'path' parameter of save must be a new or empty folder. {out} is not empty "
+                "(pass overwrite=True to replace it).")
+        meta, arrays = self._state()
+        params = {k: v for k, v in self.get_params().items() if k != "random_state"}
+        doc = {
+            "format": MODEL_FORMAT,
+            "version": MODEL_FORMAT_VERSION,
+            "generator": self.name,
+            "synthhealth_version": version("synthhealth"),
+            "params": _jsonable(params),
+            "fit_id": self.fit_id_,
+            "fitted_at": self.fitted_at_,
+            "seeded": bool(self.seeded_),
+            "total": float(self.total_),
+            "schema_hash": self.schema_.hash,
+            "schema": self.schema_.to_dict(),
+            "budget": self.budget_.to_dict(),
+            "spent": self.ledger_.total(self.fit_id_).to_dict(),
+            "ledger": self.ledger_.to_dict(),
+            "model": meta,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            (tmp / "model.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+            np.savez_compressed(tmp / "arrays.npz", **arrays)
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BaseGenerator:
+        """Load a model saved with :meth:`save` (format version checked, no pickle)."""
+        model = load_model(path)
+        if cls is not BaseGenerator and not isinstance(model, cls):
+            raise InvalidParameterError(f"{path} holds a {type(model).__name__} model, not a {cls.__name__}.")
+        return model
+
+
+def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
+    """Load any saved synthhealth model (the generator class is read from the file).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or its files are missing.
+    InvalidParameterError
+        If the folder is not a synthhealth model or its format version is not supported.
+    """
+    p = Path(path)
+    meta_file = p / "model.json"
+    if not meta_file.exists():
+        raise FileNotFoundError(f"no synthhealth model at {p} (model.json missing)")
+    doc = json.loads(meta_file.read_text(encoding="utf-8"))
+    if doc.get("format") != MODEL_FORMAT:
+        raise InvalidParameterError(f"{p} is not a synthhealth model folder")
+    if doc.get("version") != MODEL_FORMAT_VERSION:
+        raise InvalidParameterError(f"{p} has model format version {doc.get('version')!r}; this release reads version "
+                                    f"{MODEL_FORMAT_VERSION}")
+    cls = _REGISTRY.get(doc.get("generator", ""))
+    if cls is None:
+        raise InvalidParameterError(f"{p} holds an unknown generator {doc.get('generator')!r}")
+    with np.load(p / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    gen = cls(**doc["params"])
+    schema = schema_from_dict(doc["schema"])
+    if schema.hash != doc["schema_hash"]:
+        raise InvalidParameterError(f"{p}: the stored schema does not match its hash (file altered?)")
+    gen.schema_ = schema
+    gen.encoder_ = Encoder(schema)
+    gen.ledger_ = PrivacyLedger.from_dict(doc["ledger"])
+    gen.fit_id_ = doc["fit_id"]
+    gen.budget_ = PrivacyBudget(doc["budget"]["epsilon"], doc["budget"]["delta"])
+    gen.seeded_ = bool(doc["seeded"])
+    gen.fitted_at_ = doc["fitted_at"]
+    gen.total_ = float(doc["total"])
+    gen._set_state(doc["model"], arrays)
+    return gen
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    return obj

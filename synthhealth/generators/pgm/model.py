@@ -1,0 +1,259 @@
+"""The fitted graphical model: marginals, sampling and a pickle-free saved state."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ...exceptions import InvalidParameterError
+from .domain import Domain
+from .inference import BeliefPropagation, Beliefs, query_marginal
+from .junction_tree import JunctionTree
+from .sampling import sample_tree
+
+__all__ = ["FitInfo", "GraphicalModel"]
+
+_FORMAT = "synthhealth.pgm.GraphicalModel"
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """How the estimation ended.
+
+    Attributes
+    ----------
+    n_iter : int
+        Iterations run (each evaluates the model once; rejected line-search steps count).
+    loss : float
+        Final value of ``sum_i ||P_i(mu) - y_i||^2 / sigma_i^2``.
+    initial_loss : float
+        The loss at the starting point (zero potentials, or the warm start).
+    converged : bool
+        Whether the stopping rule (``tol``) was met before ``iters`` ran out.
+    """
+
+    n_iter: int
+    loss: float
+    initial_loss: float
+    converged: bool
+
+
+class GraphicalModel:
+    """A distribution ``p(x) ∝ exp(sum_C theta_C(x_C))`` on a junction tree, scaled to ``total`` records.
+
+    Usually made by :func:`~synthhealth.generators.pgm.estimate`.
+
+    Parameters
+    ----------
+    tree : JunctionTree
+        The maximal cliques and how they connect.
+    potentials : sequence of numpy.ndarray
+        Log-potential of each clique of ``tree`` (axes in the clique's attribute order).
+    total : float
+        Estimated number of records (``> 0``).
+    fit_info : FitInfo, optional
+        How the estimation ended.
+
+    Attributes
+    ----------
+    domain : Domain
+    cliques : list of tuple of str
+        Maximal cliques of the junction tree.
+    total : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from synthhealth.generators.pgm import Domain, Measurement, estimate
+    >>> dom = Domain(("a", "b"), (2, 2))
+    >>> m = Measurement(("a", "b"), np.array([[40.0, 10.0], [10.0, 40.0]]), sigma=1e-3)
+    >>> model = estimate(dom, [m], iters=300)
+    >>> np.round(model.marginal(("b",)), 3)
+    array([50., 50.])
+    >>> model.sample(3, np.random.default_rng(0)).shape
+    (3, 2)
+    """
+
+    def __init__(
+        self,
+        tree: JunctionTree,
+        potentials: Sequence[np.ndarray],
+        total: float,
+        fit_info: FitInfo | None = None,
+        *,
+        _beliefs: Beliefs | None = None,
+    ) -> None:
+        if isinstance(total, bool) or not isinstance(total, numbers.Real) or not (0 < total < math.inf):
+            raise InvalidParameterError(
+                f"The 'total' parameter of GraphicalModel must be a float in (0, inf). Got {total!r} instead."
+            )
+        self.tree = tree
+        self.domain: Domain = tree.domain
+        self.total = float(total)
+        self.potentials = [np.asarray(p, dtype=np.float64) for p in potentials]
+        self.fit_info = fit_info
+        self._bp = BeliefPropagation(tree)
+        self._beliefs = _beliefs if _beliefs is not None else self._bp.calibrate(self.potentials)
+
+    @property
+    def cliques(self) -> list[tuple[str, ...]]:
+        """Maximal cliques of the junction tree, attributes in domain order."""
+        return list(self.tree.cliques)
+
+    def __repr__(self) -> str:
+        return (
+            f"GraphicalModel(attrs={len(self.domain)}, cliques={len(self.tree.cliques)}, "
+            f"cells={self.tree.size()}, total={self.total:.6g})"
+        )
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def probabilities(self, attrs: Sequence[str]) -> np.ndarray:
+        """Model probabilities over ``attrs`` (axes in the order given); they sum to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from synthhealth.generators.pgm import Domain, estimate
+        >>> model = estimate(Domain(("a", "b"), (2, 5)), [], total=10.0)
+        >>> model.probabilities(("b",))
+        array([0.2, 0.2, 0.2, 0.2, 0.2])
+        """
+        attrs = self.domain.check_attrs(attrs)
+        return query_marginal(self.tree, self._beliefs, attrs)
+
+    def marginal(self, attrs: Sequence[str]) -> np.ndarray:
+        """Estimated counts over ``attrs`` (axes in the order given); they sum to ``total``.
+
+        Attributes may lie in different cliques; the answer is then computed by variable
+        elimination on the junction tree.
+
+        Examples
+        --------
+        >>> from synthhealth.generators.pgm import Domain, estimate
+        >>> model = estimate(Domain(("a", "b"), (2, 5)), [], total=10.0)
+        >>> model.marginal(("b", "a")).shape
+        (5, 2)
+        """
+        return self.total * self.probabilities(attrs)
+
+    def clique_marginals(self) -> list[np.ndarray]:
+        """Probability table of each clique of :attr:`cliques` (read-only views)."""
+        out = []
+        for m in self._beliefs.marginals:
+            v = m.view()
+            v.flags.writeable = False
+            out.append(v)
+        return out
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` independent records (state indices), columns in domain order.
+
+        Parameters
+        ----------
+        n : int
+            Number of records (``>= 0``).
+        rng : numpy.random.Generator
+            The only source of randomness; the same seed gives the same rows.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``int64`` array of shape ``(n, len(domain.attrs))``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from synthhealth.generators.pgm import Domain, estimate
+        >>> model = estimate(Domain(("a", "b"), (2, 5)), [], total=10.0)
+        >>> model.sample(4, np.random.default_rng(1)).shape
+        (4, 2)
+        """
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise InvalidParameterError(f"The 'n' parameter of GraphicalModel.sample must be an int in [0, inf). "
+                                        f"Got {n!r} instead.")
+        if not isinstance(rng, np.random.Generator):
+            raise InvalidParameterError(
+                f"The 'rng' parameter of GraphicalModel.sample must be a numpy.random.Generator. "
+                f"Got {type(rng).__name__} instead."
+            )
+        return sample_tree(self.tree, self._beliefs, int(n), rng)
+
+    # --- persistence -----------------------------------------------------------------------------
+
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """JSON-able metadata and named float arrays that rebuild this model with :meth:`from_state`.
+
+        The arrays can be saved with ``np.savez`` and read back with ``np.load(..., allow_pickle=False)``.
+
+        Examples
+        --------
+        >>> import json
+        >>> from synthhealth.generators.pgm import Domain, GraphicalModel, estimate
+        >>> model = estimate(Domain(("a", "b"), (2, 5)), [], total=10.0)
+        >>> meta, arrays = model.to_state()
+        >>> again = GraphicalModel.from_state(json.loads(json.dumps(meta)), arrays)
+        >>> again.total
+        10.0
+        """
+        meta = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "domain": self.domain.to_dict(),
+            "cliques": [list(c) for c in self.tree.cliques],
+            "parents": list(self.tree.parents),
+            "total": self.total,
+            "fit_info": None if self.fit_info is None else asdict(self.fit_info),
+        }
+        arrays = {f"potential_{i}": np.ascontiguousarray(p) for i, p in enumerate(self.potentials)}
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> GraphicalModel:
+        """Rebuild a model from :meth:`to_state` output, checking format, version and shapes."""
+        if not isinstance(meta, Mapping) or meta.get("format") != _FORMAT:
+            got = meta.get("format") if isinstance(meta, Mapping) else type(meta).__name__
+            raise InvalidParameterError(
+                f"The 'meta' parameter of GraphicalModel.from_state must describe a {_FORMAT!r}. Got {got!r} instead."
+            )
+        if meta.get("version") != _VERSION:
+            raise InvalidParameterError(
+                f"The 'meta' parameter of GraphicalModel.from_state has version {meta.get('version')!r}; "
+                f"this synthhealth reads version {_VERSION}."
+            )
+        try:
+            domain = Domain.from_dict(meta["domain"])
+            cliques = tuple(tuple(c) for c in meta["cliques"])
+            parents = tuple(int(p) for p in meta["parents"])
+            total = float(meta["total"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidParameterError(
+                f"The 'meta' parameter of GraphicalModel.from_state is incomplete or malformed: {exc}."
+            ) from None
+        for c in cliques:
+            if domain.canonical(domain.check_attrs(c, name="cliques")) != c:
+                raise InvalidParameterError(f"Clique {c!r} in the saved state is not in domain order.")
+        tree = JunctionTree(domain, cliques, parents)
+        potentials = []
+        for i, c in enumerate(cliques):
+            key = f"potential_{i}"
+            if key not in arrays:
+                raise InvalidParameterError(f"The 'arrays' parameter of GraphicalModel.from_state lacks {key!r}.")
+            arr = np.asarray(arrays[key])
+            if arr.shape != domain.shape_of(c) or arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
+                raise InvalidParameterError(
+                    f"The array {key!r} must be finite floats of shape {domain.shape_of(c)}. "
+                    f"Got {arr.dtype} of shape {arr.shape} instead."
+                )
+            potentials.append(arr.astype(np.float64))
+        info = meta.get("fit_info")
+        try:
+            fit_info = FitInfo(**info) if isinstance(info, Mapping) else None
+        except TypeError:
+            raise InvalidParameterError(f"The saved 'fit_info' {info!r} does not match this version.") from None
+        return cls(tree, potentials, total, fit_info)

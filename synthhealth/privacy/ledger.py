@@ -1,0 +1,418 @@
+"""The privacy ledger: an append-only record of every access to private data.
+
+Every mechanism call is *charged before its output is released*: the entry is appended
+and (for a file-backed ledger) written to disk atomically before the noisy value is
+computed, so a crash mid-fit leaves a valid ledger that records what was measured.
+
+Accounting: zCDP entries compose by adding ρ; the total is converted to (ε, δ) at the
+ledger's δ with the tight CKS 2020 conversion. Entries accounted in (ε, δ) directly (e.g.
+DP-SGD from an RDP/PRV accountant) compose by basic composition (ε and δ add up), on top
+of the zCDP part: conservative, never optimistic.
+
+A file-backed ledger can be shared by several fits on the same data: each fit declares its
+planned cost first, and the ledger refuses (``BudgetExceededError``) before any data is
+touched when the remaining budget is too small. Concurrent processes are serialised with a
+lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import AccountingError, BudgetExceededError, InvalidParameterError
+from .accounting import cdp_epsilon
+from .budget import PrivacyBudget
+
+__all__ = ["LedgerEntry", "PrivacyLedger", "LedgerTotal", "LEDGER_FORMAT_VERSION"]
+
+LEDGER_FORMAT = "synthhealth-privacy-ledger"
+LEDGER_FORMAT_VERSION = 1
+_TOL = 1e-9  # relative slack for float round-off when comparing spent with budget
+
+UNIT = "patient"
+NEIGHBOURING = "add or remove one patient (all of their records: one row of the patient table)"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("synthhealth", "numpy", "opendp"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One access to private data.
+
+    Attributes
+    ----------
+    mechanism : str
+        e.g. ``"discrete_gaussian"``, ``"noisy_max"``.
+    target : str
+        What was measured, in terms of the public schema (``"marginal(age, sex)"``): never data.
+    sensitivity : float
+        Sensitivity under the neighbouring relation (L2 for Gaussian, L∞ for selection scores).
+    scale : float
+        Noise scale (σ of the Gaussian, scale of the selection noise).
+    rho : float
+        zCDP cost (0 for entries accounted in (ε, δ)).
+    epsilon, delta : float
+        For ``accounting="approx_dp"`` entries: their (ε, δ) cost; else 0.
+    accounting : str
+        ``"zcdp"`` or ``"approx_dp"``.
+    fit_id : str
+    library : str
+        The sampler and its version (``"opendp 0.16.0"``, or seeded numpy: not for release).
+    seeded : bool
+    time : str
+        ISO 8601 UTC.
+    """
+
+    mechanism: str
+    target: str
+    sensitivity: float
+    scale: float
+    rho: float
+    fit_id: str
+    library: str
+    seeded: bool
+    accounting: str = "zcdp"
+    epsilon: float = 0.0
+    delta: float = 0.0
+    time: str = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if self.accounting not in ("zcdp", "approx_dp"):
+            raise InvalidParameterError(
+                f"The 'accounting' parameter of LedgerEntry must be 'zcdp' or 'approx_dp'. Got {self.accounting!r} instead.")
+        for name in ("rho", "epsilon", "delta", "sensitivity", "scale"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or math.isnan(v) or v < 0:
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of LedgerEntry must be a float in [0, inf). Got {v!r} instead.")
+
+
+@dataclass(frozen=True)
+class LedgerTotal:
+    """Composed privacy loss of a ledger (or of one fit)."""
+
+    rho: float
+    epsilon: float
+    delta: float
+    n_entries: int
+    seeded: bool
+    unit: str = UNIT
+    neighbouring: str = NEIGHBOURING
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        seeded = " (SEEDED: NOT FOR RELEASE)" if self.seeded else ""
+        return (f"epsilon={self.epsilon:.4g}, delta={self.delta:.3g} (rho={self.rho:.6g}, "
+                f"{self.n_entries} measurements, unit: {self.unit}){seeded}")
+
+
+class PrivacyLedger:
+    """Append-only record of privacy spending against a budget.
+
+    Parameters
+    ----------
+    budget : PrivacyBudget
+        The total budget this ledger may spend (over every fit that uses it).
+    path : str or Path, optional
+        Where to persist it (JSON, atomic writes). ``None``: in memory only.
+    dataset : str, optional
+        A free-text label of the protected dataset (never data from it).
+
+    Examples
+    --------
+    >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+    >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+    >>> fit = ledger.begin_fit("example", rho=0.01)
+    >>> ledger.charge(LedgerEntry("discrete_gaussian", "marginal(age)", 1.0, 10.0, 0.005, fit, "opendp", False))
+    >>> round(ledger.total().rho, 6)
+    0.005
+    """
+
+    def __init__(self, budget: PrivacyBudget, *, path: str | os.PathLike[str] | None = None,
+                 dataset: str | None = None) -> None:
+        if not isinstance(budget, PrivacyBudget):
+            raise InvalidParameterError(
+                f"The 'budget' parameter of PrivacyLedger must be a PrivacyBudget. Got {type(budget).__name__} instead.")
+        self.budget = budget
+        self.path = Path(path) if path is not None else None
+        self.dataset = dataset
+        self.created = _now()
+        self.entries: list[LedgerEntry] = []
+        self.fits: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------ persistence
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], budget: PrivacyBudget | None = None) -> PrivacyLedger:
+        """Load the ledger at ``path``, or create it with ``budget`` if it does not exist.
+
+        Raises
+        ------
+        InvalidParameterError
+            If the file does not exist and no budget is given, or if ``budget`` differs from the
+            budget recorded in the file (a ledger's budget is fixed when it is created).
+        AccountingError
+            If the file is not a valid ledger.
+        """
+        p = Path(path)
+        if p.exists():
+            ledger = cls.load(p)
+            if budget is not None and (not math.isclose(budget.epsilon, ledger.budget.epsilon, rel_tol=1e-12)
+                                       or not math.isclose(budget.delta, ledger.budget.delta, rel_tol=1e-12)):
+                raise InvalidParameterError(
+                    f"The ledger at {p} has a fixed budget of {ledger.budget}; it cannot be reopened with a different "
+                    f"budget ({budget}). Create a new ledger for a new dataset.")
+            return ledger
+        if budget is None:
+            raise InvalidParameterError(f"No ledger at {p}: give a budget to create one.")
+        ledger = cls(budget, path=p)
+        with ledger._locked():
+            if p.exists():  # created concurrently
+                return cls.load(p)
+            ledger._write()
+        return ledger
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PrivacyLedger:
+        """Read a ledger file (checking its format and version)."""
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise AccountingError(f"cannot read the privacy ledger {p}: {type(exc).__name__}") from exc
+        ledger = cls._from_doc(doc, str(p))
+        ledger.path = p
+        return ledger
+
+    @classmethod
+    def _from_doc(cls, doc: Any, where: str) -> PrivacyLedger:
+        if not isinstance(doc, dict) or doc.get("format") != LEDGER_FORMAT:
+            raise AccountingError(f"{where} is not a synthhealth privacy ledger")
+        if doc.get("version") != LEDGER_FORMAT_VERSION:
+            raise AccountingError(f"{where} has ledger format version {doc.get('version')!r}; this release reads "
+                                  f"version {LEDGER_FORMAT_VERSION}")
+        try:
+            b = doc["budget"]
+            ledger = cls(PrivacyBudget(b["epsilon"], b["delta"]), dataset=doc.get("dataset"))
+            ledger.created = doc["created"]
+            ledger.entries = [LedgerEntry(**e) for e in doc["entries"]]
+            ledger.fits = list(doc["fits"])
+        except (KeyError, TypeError, InvalidParameterError) as exc:
+            raise AccountingError(f"{where} is a damaged privacy ledger ({type(exc).__name__}: {exc})") from exc
+        return ledger
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ledger document (what is written to disk)."""
+        return {
+            "format": LEDGER_FORMAT,
+            "version": LEDGER_FORMAT_VERSION,
+            "unit": UNIT,
+            "neighbouring": NEIGHBOURING,
+            "accounting": "zCDP composition (sum of rho), converted to (epsilon, delta) with the tight "
+                          "Canonne-Kamath-Steinke 2020 conversion; (epsilon, delta) entries add on top "
+                          "(basic composition)",
+            "dataset": self.dataset,
+            "created": self.created,
+            "budget": self.budget.to_dict(),
+            "spent": self.total().to_dict(),
+            "fits": self.fits,
+            "entries": [asdict(e) for e in self.entries],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> PrivacyLedger:
+        """Rebuild an in-memory ledger from :meth:`to_dict` output."""
+        return cls._from_doc(doc, "ledger document")
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a copy of the ledger to ``path`` (atomic)."""
+        p = Path(path)
+        _atomic_write(p, json.dumps(self.to_dict(), indent=1))
+        return p
+
+    def _write(self) -> None:
+        if self.path is not None:
+            _atomic_write(self.path, json.dumps(self.to_dict(), indent=1))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.path is None:
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            try:
+                import fcntl
+
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - non-POSIX: single-process use only
+                pass
+            try:
+                yield
+            finally:
+                with contextlib.suppress(ImportError, OSError):
+                    import fcntl
+
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _refresh(self) -> None:
+        """Re-read the file (another process may have charged it)."""
+        if self.path is not None and self.path.exists():
+            other = PrivacyLedger.load(self.path)
+            self.entries, self.fits, self.created = other.entries, other.fits, other.created
+
+    # --------------------------------------------------------------- spending
+    def total(self, fit_id: str | None = None) -> LedgerTotal:
+        """Composed spending: all entries, or those of one fit.
+
+        The (ε, δ) is stated at the ledger's δ (plus the δ of any (ε, δ) entries).
+        """
+        entries = [e for e in self.entries if fit_id is None or e.fit_id == fit_id]
+        rho = math.fsum(e.rho for e in entries if e.accounting == "zcdp")
+        eps_extra = math.fsum(e.epsilon for e in entries if e.accounting == "approx_dp")
+        delta_extra = math.fsum(e.delta for e in entries if e.accounting == "approx_dp")
+        eps = (cdp_epsilon(rho, self.budget.delta) if rho > 0 else 0.0) + eps_extra
+        delta = (self.budget.delta if rho > 0 else 0.0) + delta_extra
+        return LedgerTotal(rho, eps, delta, len(entries), any(e.seeded for e in entries))
+
+    def spent_rho(self) -> float:
+        """Total ρ spent, with (ε, δ) entries converted conservatively (they cannot be; see remaining_rho)."""
+        return math.fsum(e.rho for e in self.entries if e.accounting == "zcdp")
+
+    def remaining_rho(self) -> float:
+        """ρ still available for zCDP mechanisms.
+
+        (ε, δ) entries consume the budget by basic composition: the remaining zCDP budget is the ρ
+        that fits in the (ε, δ) left after subtracting their ε and δ.
+        """
+        eps_extra = math.fsum(e.epsilon for e in self.entries if e.accounting == "approx_dp")
+        delta_extra = math.fsum(e.delta for e in self.entries if e.accounting == "approx_dp")
+        if eps_extra == 0 and delta_extra == 0:
+            cap = self.budget.rho
+        else:
+            eps_left = self.budget.epsilon - eps_extra
+            delta_left = self.budget.delta - delta_extra
+            if eps_left <= 0 or delta_left <= 0:
+                return 0.0
+            cap = PrivacyBudget(eps_left, delta_left).rho
+        return max(0.0, cap - self.spent_rho())
+
+    def check(self, rho: float) -> None:
+        """Raise :class:`BudgetExceededError` if spending ``rho`` more would exceed the budget."""
+        if not (isinstance(rho, (int, float)) and rho >= 0 and math.isfinite(rho)):
+            raise InvalidParameterError(f"The 'rho' parameter must be a float in [0, inf). Got {rho!r} instead.")
+        remaining = self.remaining_rho()
+        if rho > remaining * (1 + _TOL) + 1e-15:
+            left = PrivacyBudget.from_rho(remaining, self.budget.delta).epsilon if remaining > 0 else 0.0
+            need = PrivacyBudget.from_rho(rho, self.budget.delta).epsilon if rho > 0 else 0.0
+            where = f" ({self.path})" if self.path else ""
+            raise BudgetExceededError(
+                f"privacy budget exceeded{where}: this needs epsilon={need:.4g} (rho={rho:.6g}) but only "
+                f"epsilon={left:.4g} (rho={remaining:.6g}) of the ledger's {self.budget} remains. "
+                "No data was accessed.")
+
+    def begin_fit(self, generator: str, *, rho: float, epsilon: float | None = None, delta: float | None = None,
+                  schema_hash: str | None = None, seeded: bool = False) -> str:
+        """Declare a fit and its planned cost; refuses before any data is touched if it does not fit.
+
+        Returns
+        -------
+        str
+            The fit id that every entry of this fit carries.
+        """
+        with self._locked():
+            self._refresh()
+            self.check(rho)
+            fit_id = uuid.uuid4().hex[:12]
+            self.fits.append({
+                "fit_id": fit_id, "generator": generator, "planned_rho": rho, "epsilon": epsilon, "delta": delta,
+                "schema_hash": schema_hash, "seeded": seeded, "started": _now(), "finished": None,
+                "status": "running", "versions": _versions(),
+            })
+            self._write()
+        return fit_id
+
+    def charge(self, entry: LedgerEntry) -> None:
+        """Record one mechanism call. Call it *before* releasing the mechanism's output.
+
+        Raises
+        ------
+        BudgetExceededError
+            If the entry would exceed the ledger's budget or its fit's planned cost.
+        """
+        with self._locked():
+            self._refresh()
+            fit = self._fit(entry.fit_id)
+            if entry.accounting == "zcdp":
+                self.check(entry.rho)
+                used = math.fsum(e.rho for e in self.entries if e.fit_id == entry.fit_id) + entry.rho
+                if used > fit["planned_rho"] * (1 + _TOL) + 1e-15:
+                    raise BudgetExceededError(
+                        f"fit {entry.fit_id} would spend rho={used:.6g}, more than it planned ({fit['planned_rho']:.6g})")
+            self.entries.append(entry)
+            self._write()
+
+    def end_fit(self, fit_id: str, status: str = "done") -> None:
+        """Mark a fit as finished (``"done"``) or failed."""
+        with self._locked():
+            self._refresh()
+            fit = self._fit(fit_id)
+            fit["finished"] = _now()
+            fit["status"] = status
+            self._write()
+
+    def _fit(self, fit_id: str) -> dict[str, Any]:
+        for fit in self.fits:
+            if fit["fit_id"] == fit_id:
+                return fit
+        raise AccountingError(f"unknown fit id {fit_id!r}: call begin_fit first")
+
+    @property
+    def seeded(self) -> bool:
+        """Whether any entry used seeded (not-for-release) randomness."""
+        return any(e.seeded for e in self.entries)
+
+    def __repr__(self) -> str:
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return f"PrivacyLedger(budget={self.budget}{where}, spent: {self.total()})"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
