@@ -52,6 +52,8 @@ class BaseGenerator:
     """
 
     name: ClassVar[str] = "base"
+    #: how the fit's cost is accounted: "zcdp" (ρ) or "approx_dp" ((ε, δ) from e.g. an RDP/PRV accountant)
+    accounting: ClassVar[str] = "zcdp"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,8 +150,12 @@ class BaseGenerator:
         noise = NoiseSource(self.random_state)
         led = self._open_ledger(ledger, budget)
         # the budget check happens here, before the table is read
-        fit_id = led.begin_fit(self.name, rho=budget.rho, epsilon=budget.epsilon, delta=budget.delta,
-                               schema_hash=schema.hash, seeded=noise.seeded)
+        if self.accounting == "zcdp":
+            fit_id = led.begin_fit(self.name, rho=budget.rho, epsilon=budget.epsilon, delta=budget.delta,
+                                   schema_hash=schema.hash, seeded=noise.seeded)
+        else:
+            fit_id = led.begin_fit(self.name, rho=0.0, epsilon=budget.epsilon, delta=budget.delta,
+                                   schema_hash=schema.hash, seeded=noise.seeded, accounting="approx_dp")
         try:
             encoder = Encoder(schema)
             codes = encoder.encode(table)

@@ -289,17 +289,24 @@ class PrivacyLedger:
             self.entries, self.fits, self.created = other.entries, other.fits, other.created
 
     # --------------------------------------------------------------- spending
+    def _approx(self, fit_id: str | None = None) -> tuple[float, float]:
+        entries = [e for e in self.entries if e.accounting == "approx_dp" and (fit_id is None or e.fit_id == fit_id)]
+        return math.fsum(e.epsilon for e in entries), math.fsum(e.delta for e in entries)
+
     def total(self, fit_id: str | None = None) -> LedgerTotal:
         """Composed spending: all entries, or those of one fit.
 
-        The (ε, δ) is stated at the ledger's δ (plus the δ of any (ε, δ) entries).
+        zCDP entries are added up in ρ and converted at the part of the ledger's δ that the
+        (ε, δ) entries leave free; (ε, δ) entries add their ε and δ on top (basic composition).
         """
         entries = [e for e in self.entries if fit_id is None or e.fit_id == fit_id]
         rho = math.fsum(e.rho for e in entries if e.accounting == "zcdp")
-        eps_extra = math.fsum(e.epsilon for e in entries if e.accounting == "approx_dp")
-        delta_extra = math.fsum(e.delta for e in entries if e.accounting == "approx_dp")
-        eps = (cdp_epsilon(rho, self.budget.delta) if rho > 0 else 0.0) + eps_extra
-        delta = (self.budget.delta if rho > 0 else 0.0) + delta_extra
+        eps_extra, delta_extra = self._approx(fit_id)
+        delta_z = self.budget.delta - self._approx()[1]
+        if rho > 0 and delta_z <= 0:
+            raise AccountingError("the (epsilon, delta) entries use up the ledger's delta: zCDP spending cannot be stated")
+        eps = (cdp_epsilon(rho, delta_z) if rho > 0 else 0.0) + eps_extra
+        delta = (delta_z if rho > 0 else 0.0) + delta_extra
         return LedgerTotal(rho, eps, delta, len(entries), any(e.seeded for e in entries))
 
     def spent_rho(self) -> float:
@@ -324,37 +331,64 @@ class PrivacyLedger:
             cap = PrivacyBudget(eps_left, delta_left).rho
         return max(0.0, cap - self.spent_rho())
 
-    def check(self, rho: float) -> None:
-        """Raise :class:`BudgetExceededError` if spending ``rho`` more would exceed the budget."""
-        if not (isinstance(rho, (int, float)) and rho >= 0 and math.isfinite(rho)):
-            raise InvalidParameterError(f"The 'rho' parameter must be a float in [0, inf). Got {rho!r} instead.")
+    def check(self, rho: float = 0.0, *, epsilon: float = 0.0, delta: float = 0.0) -> None:
+        """Raise :class:`BudgetExceededError` if spending ``rho`` (zCDP) or ``(epsilon, delta)`` more
+        would exceed the budget."""
+        for name, v in (("rho", rho), ("epsilon", epsilon), ("delta", delta)):
+            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise InvalidParameterError(f"The {name!r} parameter must be a float in [0, inf). Got {v!r} instead.")
+        where = f" ({self.path})" if self.path else ""
+        if epsilon > 0 or delta > 0:
+            eps_a, delta_a = self._approx()
+            delta_left = self.budget.delta - delta_a - delta
+            rho_spent = self.spent_rho()
+            eps_after = (cdp_epsilon(rho_spent, delta_left) if rho_spent > 0 and delta_left > 0 else 0.0) + eps_a + epsilon
+            if delta_left < 0 or (rho_spent > 0 and delta_left <= 0) or eps_after > self.budget.epsilon * (1 + _TOL):
+                raise BudgetExceededError(
+                    f"privacy budget exceeded{where}: this needs epsilon={epsilon:.4g}, delta={delta:.3g} on top of "
+                    f"what was spent, which would exceed the ledger's {self.budget}. No data was accessed.")
+            return
         remaining = self.remaining_rho()
         if rho > remaining * (1 + _TOL) + 1e-15:
             left = PrivacyBudget.from_rho(remaining, self.budget.delta).epsilon if remaining > 0 else 0.0
             need = PrivacyBudget.from_rho(rho, self.budget.delta).epsilon if rho > 0 else 0.0
-            where = f" ({self.path})" if self.path else ""
             raise BudgetExceededError(
                 f"privacy budget exceeded{where}: this needs epsilon={need:.4g} (rho={rho:.6g}) but only "
                 f"epsilon={left:.4g} (rho={remaining:.6g}) of the ledger's {self.budget} remains. "
                 "No data was accessed.")
 
     def begin_fit(self, generator: str, *, rho: float, epsilon: float | None = None, delta: float | None = None,
-                  schema_hash: str | None = None, seeded: bool = False) -> str:
+                  schema_hash: str | None = None, seeded: bool = False, accounting: str = "zcdp") -> str:
         """Declare a fit and its planned cost; refuses before any data is touched if it does not fit.
+
+        Parameters
+        ----------
+        generator : str
+        rho : float
+            Planned zCDP cost (``accounting="zcdp"``).
+        epsilon, delta : float, optional
+            The fit's target; for ``accounting="approx_dp"`` (e.g. DP-SGD) the planned (ε, δ) cost.
+        accounting : {"zcdp", "approx_dp"}
 
         Returns
         -------
         str
             The fit id that every entry of this fit carries.
         """
+        if accounting not in ("zcdp", "approx_dp"):
+            raise InvalidParameterError(
+                f"The 'accounting' parameter of begin_fit must be 'zcdp' or 'approx_dp'. Got {accounting!r} instead.")
         with self._locked():
             self._refresh()
-            self.check(rho)
+            if accounting == "zcdp":
+                self.check(rho)
+            else:
+                self.check(epsilon=float(epsilon or 0.0), delta=float(delta or 0.0))
             fit_id = uuid.uuid4().hex[:12]
             self.fits.append({
-                "fit_id": fit_id, "generator": generator, "planned_rho": rho, "epsilon": epsilon, "delta": delta,
-                "schema_hash": schema_hash, "seeded": seeded, "started": _now(), "finished": None,
-                "status": "running", "versions": _versions(),
+                "fit_id": fit_id, "generator": generator, "accounting": accounting, "planned_rho": rho,
+                "epsilon": epsilon, "delta": delta, "schema_hash": schema_hash, "seeded": seeded, "started": _now(),
+                "finished": None, "status": "running", "versions": _versions(),
             })
             self._write()
         return fit_id
@@ -376,6 +410,15 @@ class PrivacyLedger:
                 if used > fit["planned_rho"] * (1 + _TOL) + 1e-15:
                     raise BudgetExceededError(
                         f"fit {entry.fit_id} would spend rho={used:.6g}, more than it planned ({fit['planned_rho']:.6g})")
+            else:
+                self.check(epsilon=entry.epsilon, delta=entry.delta)
+                eps_used, delta_used = self._approx(entry.fit_id)
+                if fit.get("accounting") == "approx_dp" and (
+                        eps_used + entry.epsilon > (fit["epsilon"] or 0.0) * (1 + _TOL) + 1e-15
+                        or delta_used + entry.delta > (fit["delta"] or 0.0) * (1 + _TOL) + 1e-18):
+                    raise BudgetExceededError(
+                        f"fit {entry.fit_id} would spend more (epsilon, delta) than it planned "
+                        f"({fit['epsilon']}, {fit['delta']})")
             self.entries.append(entry)
             self._write()
 

@@ -176,3 +176,21 @@ def test_approx_dp_entries_compose_conservatively() -> None:
     tot = led.total()
     assert tot.epsilon == pytest.approx(1.0) and tot.delta == pytest.approx(5e-6)
     assert led.remaining_rho() == pytest.approx(PrivacyBudget(1.0, 5e-6).rho)
+
+
+def test_approx_dp_fit_and_mixed_composition() -> None:
+    led = PrivacyLedger(PrivacyBudget(3.0, 1e-5))
+    z = led.begin_fit("aim", rho=0.05)
+    led.charge(entry(z, 0.05))
+    a = led.begin_fit("dpvae", rho=0.0, epsilon=1.0, delta=5e-6, accounting="approx_dp")
+    with pytest.raises(sh.BudgetExceededError, match="more \\(epsilon, delta\\) than it planned"):
+        led.charge(LedgerEntry("dp_sgd", "vae", 1.0, 1.0, 0.0, a, "opacus", False, accounting="approx_dp",
+                               epsilon=1.5, delta=5e-6))
+    led.charge(LedgerEntry("dp_sgd", "vae", 1.0, 1.0, 0.0, a, "opacus", False, accounting="approx_dp",
+                           epsilon=1.0, delta=5e-6))
+    tot = led.total()
+    # the zCDP part is stated at the delta the (epsilon, delta) entries leave: 1e-5 - 5e-6
+    assert tot.delta == pytest.approx(1e-5)
+    assert tot.epsilon == pytest.approx(cdp_epsilon(0.05, 5e-6) + 1.0)
+    with pytest.raises(sh.BudgetExceededError, match="No data was accessed"):
+        led.begin_fit("dpvae", rho=0.0, epsilon=1.0, delta=4e-6, accounting="approx_dp")
