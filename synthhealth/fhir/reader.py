@@ -67,7 +67,7 @@ def _resource_label(resource: dict[str, Any] | None) -> str | None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class ResourceItem:
     """A resource as streamed by :meth:`FHIRReader.resources`.
 
@@ -187,45 +187,70 @@ def normalize_reference(ref: str) -> str | None:
     return None
 
 
-class _PatientIndex:
-    """Aliases (fullUrl, Patient/id, identifiers) → canonical patient key."""
+def _patient_key(patient: dict[str, Any], full_url: str | None, loc: Location) -> str:
+    rid = patient.get("id")
+    if isinstance(rid, str) and rid:
+        return f"Patient/{rid}"
+    if full_url:
+        return normalize_reference(full_url) or full_url
+    return f"Patient#{loc}"
 
-    def __init__(self) -> None:
+
+def _identifier_aliases(patient: dict[str, Any]) -> set[str]:
+    out = set()
+    for ident in patient.get("identifier") or ():
+        if isinstance(ident, dict) and isinstance(ident.get("value"), str):
+            system = ident.get("system") if isinstance(ident.get("system"), str) else ""
+            out.add(f"identifier:{system}|{ident['value']}")
+            out.add(f"identifier:{ident['value']}")
+    return out
+
+
+class _PatientIndex:
+    """Aliases (Patient/id, fullUrl) → canonical patient key; identifiers indexed on demand.
+
+    Literal references (``Patient/x``, ``urn:uuid:...``, absolute URLs) need one or two strings
+    per patient. Conditional and logical references by identifier are rare, so the identifier
+    index is only built (by one extra scan of the Patient resources) the first time one appears.
+    """
+
+    def __init__(self, scan_identifiers: Any = None) -> None:
         self.alias: dict[str, str | None] = {}
-        self.keys: dict[str, None] = {}  # ordered set of canonical keys
+        self._scan = scan_identifiers
+        self._ident: dict[str, str | None] | None = None
 
     def add(self, patient: dict[str, Any], full_url: str | None, loc: Location) -> str:
-        rid = patient.get("id")
-        if isinstance(rid, str) and rid:
-            key = f"Patient/{rid}"
-        elif full_url:
-            key = normalize_reference(full_url) or full_url
-        else:
-            key = f"Patient#{loc}"
-        if key in self.keys:
+        key = _patient_key(patient, full_url, loc)
+        if self.alias.get(key) == key:
             raise loc.error("duplicate Patient: this patient id appears twice in the input", patient)
-        self.keys[key] = None
-        aliases = {key}
-        if full_url:
-            aliases.add(full_url)
-            norm = normalize_reference(full_url)
-            if norm:
-                aliases.add(norm)
-        for ident in patient.get("identifier") or ():
-            if isinstance(ident, dict) and isinstance(ident.get("value"), str):
-                system = ident.get("system") if isinstance(ident.get("system"), str) else ""
-                aliases.add(f"identifier:{system}|{ident['value']}")
-                aliases.add(f"identifier:{ident['value']}")
-        for a in aliases:
-            prev = self.alias.get(a, key)
-            # an alias shared by two patients (e.g. a reused identifier) is ambiguous
-            self.alias[a] = key if prev == key else None
+        self.alias[key] = key
+        if full_url and full_url != key:
+            prev = self.alias.get(full_url, key)
+            self.alias[full_url] = key if prev == key else None
         return key
 
+    def _identifiers(self) -> dict[str, str | None]:
+        if self._ident is None:
+            ident: dict[str, str | None] = {}
+            for key, aliases in (self._scan() if self._scan is not None else ()):
+                for a in aliases:
+                    prev = ident.get(a, key)
+                    # an identifier shared by two patients is ambiguous
+                    ident[a] = key if prev == key else None
+            self._ident = ident
+        return self._ident
+
     def resolve(self, ref_key: str) -> str | None:
+        if ref_key.startswith("identifier:"):
+            key = self._identifiers().get(ref_key)
+            # only patients already read count: the rest are resolved at the end of the input
+            return key if key is not None and self.alias.get(key) == key else None
         return self.alias.get(ref_key)
 
     def ambiguous(self, ref_key: str) -> bool:
+        if ref_key.startswith("identifier:"):
+            ident = self._identifiers()
+            return ref_key in ident and ident[ref_key] is None
         return ref_key in self.alias and self.alias[ref_key] is None
 
 
@@ -303,7 +328,7 @@ class FHIRReader:
         self.progress = check_bool(progress, "progress", "read")
         self.files: list[InputFile] = discover(source)
         self.stats = ReadStats()
-        self._index = _PatientIndex()
+        self._index = _PatientIndex(self._scan_identifiers)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -331,7 +356,39 @@ class FHIRReader:
 
     def _reset(self) -> None:
         self.stats = ReadStats()
-        self._index = _PatientIndex()
+        self._index = _PatientIndex(self._scan_identifiers)
+
+    def _scan_identifiers(self) -> Iterator[tuple[str, set[str]]]:
+        """(patient key, identifier aliases) of every Patient in the input (errors ignored here:
+        the main pass reports them)."""
+        for f in self._ordered_files():
+            try:
+                if f.kind == "ndjson":
+                    with open_binary(f.path) as fh:
+                        for lineno, raw in enumerate(fh, start=1):
+                            if b'"Patient"' not in raw:
+                                continue
+                            try:
+                                res = orjson.loads(raw)
+                            except orjson.JSONDecodeError:
+                                continue
+                            if isinstance(res, dict) and res.get("resourceType") == "Patient":
+                                loc = Location(str(f.path), line=lineno)
+                                yield _patient_key(res, None, loc), _identifier_aliases(res)
+                else:
+                    with open_binary(f.path) as fh:
+                        doc = orjson.loads(fh.read())
+                    if isinstance(doc, dict) and doc.get("resourceType") == "Patient":
+                        yield _patient_key(doc, None, Location(str(f.path))), _identifier_aliases(doc)
+                    elif isinstance(doc, dict) and isinstance(doc.get("entry"), list):
+                        for i, e in enumerate(doc["entry"]):
+                            res = e.get("resource") if isinstance(e, dict) else None
+                            if isinstance(res, dict) and res.get("resourceType") == "Patient":
+                                url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
+                                yield (_patient_key(res, url, Location(str(f.path), entry=i)),
+                                       _identifier_aliases(res))
+            except (OSError, EOFError, ValueError):
+                continue
 
     def _progress_bar(self) -> Any:
         if not self.progress:
@@ -483,22 +540,22 @@ class FHIRReader:
                 bar.close()
 
     def _emit(self, res: dict[str, Any], link: str | None, loc: Location,
-              deferred: list[tuple[dict[str, Any], str, Location]]) -> Iterator[ResourceItem]:
+              deferred: list[tuple[dict[str, Any], str, Location]]) -> ResourceItem | None:
+        """The item to yield now, or None (deferred until its patient is seen, or skipped)."""
         if link is None:
             self.stats.not_linked += 1
             self.stats.resources[res["resourceType"]] += 1
-            yield ResourceItem(res, None, loc)
-            return
+            return ResourceItem(res, None, loc)
         key = self._index.resolve(link)
         if key is None:
             if self._index.ambiguous(link):
                 self._fail(loc.error("patient reference is ambiguous (an identifier shared by several patients)", res),
                            "ambiguous reference")
-                return
+                return None
             deferred.append((res, link, loc))
-            return
+            return None
         self.stats.resources[res["resourceType"]] += 1
-        yield ResourceItem(res, key, loc)
+        return ResourceItem(res, key, loc)
 
     def _add_patient(self, res: dict[str, Any], full_url: str | None, loc: Location) -> str | None:
         try:
@@ -526,7 +583,9 @@ class FHIRReader:
                 continue
             if link is not None and link in non_patient_urls:
                 link = None  # subject points at a Group/Device/... in this Bundle
-            yield from self._emit(res, link, loc, deferred)
+            item = self._emit(res, link, loc, deferred)
+            if item is not None:
+                yield item
 
     def _stream_ndjson(self, f: InputFile, deferred: list[tuple[dict[str, Any], str, Location]]) -> Iterator[ResourceItem]:
         for res, loc, _off, _n in self._ndjson_lines(f):
@@ -538,7 +597,9 @@ class FHIRReader:
             link, err = self._linked(res, loc)
             if err:
                 continue
-            yield from self._emit(res, link, loc, deferred)
+            item = self._emit(res, link, loc, deferred)
+            if item is not None:
+                yield item
 
     def _resolve_deferred(self, deferred: list[tuple[dict[str, Any], str, Location]]) -> Iterator[ResourceItem]:
         for res, link, loc in deferred:

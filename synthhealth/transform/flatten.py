@@ -14,6 +14,7 @@ resources.
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -246,14 +247,38 @@ class _Flattener:
             else:
                 self.unfiltered.setdefault(src.resource, []).append(m)
         self.code_element = EVENT_RESOURCES
+        self._labels_index: dict[int, dict[str, int]] = {}
         self._birth_counts = _FanOut([self.counts[a.name] for a in self.attrs if a.fhir is not None and (
             a.fhir.path in ("age", "birth_year", "age_at_death") or a.fhir.aggregate in ("age_at_first", "age_at_last"))])
-        self.rows: dict[str, list[Any]] = {}
-        self.state: dict[str, dict[int, Any]] = {}
-        self.births: dict[str, date | None] = {}
-        self.bad_values = 0
+        # columnar state: a few bytes per patient and attribute (no per-patient Python objects)
+        self.index: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.pcols: dict[int, list[Any]] = {i: [] for i, _ in self.patient_attrs}
+        self.births = array("l")  # date ordinals, 0 = unknown
+        self.state: dict[int, Any] = {}
+        for i, a in enumerate(self.attrs):
+            agg = a.fhir.aggregate if a.fhir is not None and a.fhir.resource != "Patient" else None
+            if agg == "any":
+                self.state[i] = set()
+            elif agg in ("count", "age_at_first", "age_at_last"):
+                self.state[i] = {}
+            elif agg is not None:
+                self.state[i] = _Dense(agg)
+            if a.type == "categorical" and agg is not None:
+                self._labels_index[i] = {label: k for k, label in enumerate(a.labels)}
 
     # ----------------------------------------------------------------- feeding
+    def _row(self, key: str) -> int:
+        row = self.index.get(key)
+        if row is None:
+            row = len(self.keys)
+            self.index[key] = row
+            self.keys.append(key)
+            for col in self.pcols.values():
+                col.append(None)
+            self.births.append(0)
+        return row
+
     def feed(self, item: ResourceItem) -> None:
         key = item.patient
         if key is None:
@@ -279,7 +304,7 @@ class _Flattener:
             return
         when = _event_time(res, rtype)
         day = _day(when)
-        st = self.state.setdefault(key, {})
+        row = self._row(key)
         for m in matched:
             if day is None:
                 if m.explicit_period or m.needs_time:
@@ -295,23 +320,28 @@ class _Flattener:
                 if code not in m.classes:
                     continue
             agg = m.agg
+            st = self.state[m.idx]
             if agg == "any":
-                st[m.idx] = True
+                st.add(row)
             elif agg == "count":
-                st[m.idx] = st.get(m.idx, 0) + 1
-            elif agg == "age_at_first":
-                prev = st.get(m.idx)
-                if prev is None or day < prev:  # type: ignore[operator]
-                    st[m.idx] = day
-            elif agg == "age_at_last":
-                prev = st.get(m.idx)
-                if prev is None or day > prev:  # type: ignore[operator]
-                    st[m.idx] = day
+                st[row] = st.get(row, 0) + 1
+            elif agg in ("age_at_first", "age_at_last"):
+                at = _to_date(day)
+                if at is None:
+                    continue
+                o = at.toordinal()
+                prev = st.get(row)
+                if prev is None or (o < prev if agg == "age_at_first" else o > prev):
+                    st[row] = o
             else:
                 value = self._observation_value(res, m, item.location)
                 if value is None:
                     continue
-                self._aggregate(st, m, value, when)
+                if value is _OutOfDomain:
+                    value = _OOD_CODE
+                elif isinstance(value, str):
+                    value = float(self._labels_index[m.idx][value])
+                st.update(row, value, _time_key(when) if when is not None else 0)
 
     def _observation_value(self, res: dict[str, Any], m: _Matcher, loc: Location) -> Any:
         holder: dict[str, Any] | None = res
@@ -365,23 +395,6 @@ class _Flattener:
         counts.bad_value += 1
         return None
 
-    @staticmethod
-    def _aggregate(st: dict[int, Any], m: _Matcher, value: Any, when: str | None) -> None:
-        agg = m.agg
-        prev = st.get(m.idx)
-        if agg == "last":
-            if prev is None or (when is not None and when >= prev[0]):
-                st[m.idx] = (when or "", value)
-        elif agg == "first":
-            if prev is None or (when is not None and when < prev[0]):
-                st[m.idx] = (when or "", value)
-        elif agg == "min":
-            st[m.idx] = value if prev is None else min(prev, value)
-        elif agg == "max":
-            st[m.idx] = value if prev is None else max(prev, value)
-        elif agg == "mean":
-            st[m.idx] = (value, 1) if prev is None else (prev[0] + value, prev[1] + 1)
-
     # ----------------------------------------------------------------- patients
     def _patient(self, key: str, res: dict[str, Any], loc: Location) -> None:
         birth = _to_date(_day(res.get("birthDate")))
@@ -394,8 +407,9 @@ class _Flattener:
             dead_by_ref = death < self.ref
         elif res.get("deceasedBoolean") is True:
             dead_by_ref = True
-        self.births[key] = birth
-        row: list[Any] = [None] * len(self.attrs)
+        r = self._row(key)
+        self.births[r] = birth.toordinal() if birth is not None else 0
+        row: dict[int, Any] = {}
         for i, a in self.patient_attrs:
             path = a.fhir.path  # type: ignore[union-attr]
             if path == "gender":
@@ -422,7 +436,8 @@ class _Flattener:
                 row[i] = self._category(a, val)
             elif path == "marital_status":
                 row[i] = self._coded_category(a, res.get("maritalStatus"))
-        self.rows[key] = row
+        for i, v in row.items():
+            self.pcols[i][r] = v
 
     def _category(self, a: Attribute, value: Any) -> Any:
         if value is None:
@@ -458,41 +473,38 @@ class _Flattener:
 
     # --------------------------------------------------------------- finishing
     def finish(self) -> tuple[pd.DataFrame, dict[str, AttributeCounts]]:
-        keys = list(self.rows)
+        n = len(self.keys)
         columns: dict[str, Any] = {}
         for i, a in enumerate(self.attrs):
-            raw = [self._final_value(k, i, a) for k in keys]
-            columns[a.name] = self._column(a, raw)
-        index = pd.Index([k.split("/", 1)[1] if k.startswith("Patient/") else k for k in keys], name="patient_id",
-                         dtype="object")
+            columns[a.name] = self._column(a, self._raw(i, a, n))
+        index = pd.Index([k.split("/", 1)[1] if k.startswith("Patient/") else k for k in self.keys],
+                         name="patient_id", dtype="object")
         df = pd.DataFrame(columns, index=index)
         return df, self.counts
 
-    def _final_value(self, key: str, i: int, a: Attribute) -> Any:
+    def _raw(self, i: int, a: Attribute, n: int) -> list[Any]:
         src = a.fhir
         assert src is not None
         if src.resource == "Patient":
-            return self.rows[key][i]
-        st = self.state.get(key, {})
-        v = st.get(i)
+            return self.pcols[i]
+        st = self.state[i]
         agg = src.aggregate
         if agg == "any":
-            return bool(v)
+            return [r in st for r in range(n)]
         if agg == "count":
-            return v or 0
-        if v is None:
-            return None
+            return [st.get(r, 0) for r in range(n)]
         if agg in ("age_at_first", "age_at_last"):
-            birth = self.births.get(key)
-            at = _to_date(v)
-            if birth is None or at is None:
-                return None
-            return float(_years_between(birth, at))
-        if agg in ("first", "last"):
-            return v[1]
-        if agg == "mean":
-            return v[0] / v[1]
-        return v
+            out: list[Any] = [None] * n
+            for r, o in st.items():
+                b = self.births[r]
+                if b:
+                    out[r] = float(_years_between(date.fromordinal(b), date.fromordinal(o)))
+            return out
+        vals = st.values(n)
+        if a.type == "categorical":
+            labels = a.labels
+            return [None if np.isnan(v) else (_OutOfDomain if v == _OOD_CODE else labels[int(v)]) for v in vals]
+        return [None if np.isnan(v) else float(v) for v in vals]
 
     def _column(self, a: Attribute, raw: list[Any]) -> Any:
         c = self.counts[a.name]
@@ -540,6 +552,74 @@ class _Flattener:
             vals_f = np.round(vals_f)
         c.missing += int(np.isnan(vals_f).sum())
         return vals_f
+
+
+_OOD_CODE = -2.0
+
+
+def _time_key(when: str) -> int:
+    """Sortable integer YYYYMMDDhhmmss of a FHIR date/dateTime (time zone ignored, partial parts = 0)."""
+    digits = [when[0:4], when[5:7], when[8:10], when[11:13], when[14:16], when[17:19]]
+    text = "".join(d if len(d) == 2 or (k == 0 and len(d) == 4) else "00" for k, d in enumerate(digits))
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+class _Dense:
+    """first/last/min/max/mean state of one attribute: float arrays indexed by patient row."""
+
+    __slots__ = ("agg", "val", "aux")
+
+    def __init__(self, agg: str) -> None:
+        self.agg = agg
+        self.val = np.full(1024, np.nan)
+        # first/last: time key of the kept value; mean: number of values
+        self.aux = np.zeros(1024, dtype=np.int64)
+
+    def _grow(self, row: int) -> None:
+        size = len(self.val)
+        while size <= row:
+            size *= 2
+        val = np.full(size, np.nan)
+        val[: len(self.val)] = self.val
+        aux = np.zeros(size, dtype=np.int64)
+        aux[: len(self.aux)] = self.aux
+        self.val, self.aux = val, aux
+
+    def update(self, row: int, value: float, tkey: int) -> None:
+        if row >= len(self.val):
+            self._grow(row)
+        prev = self.val[row]
+        agg = self.agg
+        empty = prev != prev  # NaN
+        if agg == "last":
+            if empty or tkey >= self.aux[row]:
+                self.val[row] = value
+                self.aux[row] = tkey
+        elif agg == "first":
+            if empty or tkey < self.aux[row]:
+                self.val[row] = value
+                self.aux[row] = tkey
+        elif agg == "min":
+            if empty or value < prev:
+                self.val[row] = value
+        elif agg == "max":
+            if empty or value > prev:
+                self.val[row] = value
+        else:  # mean: running sum and count
+            self.val[row] = value if empty else prev + value
+            self.aux[row] += 1
+
+    def values(self, n: int) -> np.ndarray:
+        if n > len(self.val):
+            self._grow(n - 1)
+        v = self.val[:n].copy()
+        if self.agg == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = v / np.where(self.aux[:n] > 0, self.aux[:n], 1)
+        return v
 
 
 class _FanOut:
