@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from synthhealth.exceptions import InvalidParameterError
-from synthhealth.generators.pgm import Domain, Factor, GraphicalModel, Measurement, estimate
+from synthhealth.generators.pgm import Domain, Factor, GraphicalModel, Measurement, build_junction_tree, estimate
 
 DOM = Domain(("a", "b", "c", "d", "e", "f"), (3, 4, 2, 5, 3, 2))
 # a triangle (a, b, c), then a chain c - d - e, and f hanging off b: several cliques and separators
@@ -30,12 +30,13 @@ def _fitted(seed: int = 0, sigma: float = 3.0) -> GraphicalModel:
 
 def _brute_force_joint(model: GraphicalModel) -> Factor:
     """exp(sum of potentials) over the whole domain, normalised: no junction tree involved."""
-    log_joint = Factor(DOM.attrs, np.zeros(DOM.shape))
+    dom = model.domain
+    log_joint = Factor(dom.attrs, np.zeros(dom.shape))
     for clique, pot in zip(model.cliques, model.potentials, strict=True):
         log_joint = log_joint + Factor(clique, pot)
-    values = log_joint.transpose(DOM.attrs).values
+    values = log_joint.transpose(dom.attrs).values
     p = np.exp(values - values.max())
-    return Factor(DOM.attrs, p / p.sum())
+    return Factor(dom.attrs, p / p.sum())
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,20 @@ def test_marginals_match_the_brute_force_joint(model: GraphicalModel) -> None:
     assert model.probabilities(("d", "b")).sum() == pytest.approx(1.0)
     with pytest.raises(InvalidParameterError, match="must not repeat"):
         model.marginal(("a", "a"))
+
+
+def test_marginals_on_random_junction_trees() -> None:
+    rng = np.random.default_rng(1)
+    dom = Domain(tuple("pqrstu"), (2, 3, 2, 3, 2, 2))
+    for _ in range(10):
+        cliques = [tuple(rng.choice(dom.attrs, size=int(rng.integers(1, 4)), replace=False)) for _ in range(4)]
+        tree = build_junction_tree(dom, cliques)
+        potentials = [rng.normal(0.0, 2.0, size=dom.shape_of(c)) for c in tree.cliques]
+        model = GraphicalModel(tree, potentials, total=10.0)
+        joint = _brute_force_joint(model)
+        for k in (1, 2, 3):
+            for q in itertools.combinations(dom.attrs[::-1], k):
+                np.testing.assert_allclose(model.probabilities(q), joint.project(q).values, rtol=1e-9, atol=1e-12)
 
 
 def test_state_round_trip_without_pickle(model: GraphicalModel, tmp_path: Path) -> None:

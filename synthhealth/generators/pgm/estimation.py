@@ -245,8 +245,10 @@ def estimate(
     iters : int, default 1000
         Maximum number of iterations (each runs belief propagation once).
     warm_start : GraphicalModel, optional
-        A model fitted earlier on the same domain (e.g. before the last measurement was added):
-        the fit starts from its distribution instead of the uniform one.
+        A model fitted earlier on the same domain (e.g. before the last measurement was added).
+        The fit starts from its clique marginals, mixed with 0.1 % of uniform, instead of the uniform
+        distribution; the new tree need not contain the old cliques. The optimum does not depend on
+        the start: only the number of iterations does.
     callback : callable, optional
         Called with a :class:`FitProgress` after each iteration; returning ``True`` stops the fit.
     tol : float, default 1e-6
@@ -317,15 +319,21 @@ def _mirror_descent(
     tol: float,
     callback: Callable[[FitProgress], bool | None] | None,
 ) -> tuple[list[np.ndarray], Beliefs, FitInfo]:
-    """Accelerated mirror descent with an Armijo line search and adaptive restart.
+    """Mirror descent with momentum, adaptive restart and an Armijo line search.
 
-    Each iteration takes a mirror-descent step ``trial = y - alpha * dL/dmu(y)`` from the extrapolated
-    point ``y = theta + beta_k (theta - theta_prev)`` (Nesterov's ``beta_k = (k - 1) / (k + 2)``; ``y =
-    theta`` right after a restart, which makes the step plain mirror descent). A trial that fails the
-    Armijo test at ``y`` halves ``alpha``; one that passes it but does not lower the loss below the
-    current ``theta``'s restarts the momentum (O'Donoghue and Candes 2015). The loss therefore never
-    increases, and on the cells that the noise pushes to zero the momentum turns the slow geometric
-    decay of plain mirror descent into a fast one.
+    Each iteration tries ``trial = theta - alpha * dL/dmu(theta) + beta_k (theta - theta_prev)``
+    (heavy-ball momentum with Nesterov's schedule ``beta_k = (k - 1) / (k + 2)``) and runs belief
+    propagation once, at the trial point, which gives both its loss and the next gradient.
+
+    - Without momentum (``k = 1``) the trial is a plain mirror-descent step; it is accepted if it
+      achieves at least half the decrease predicted by the gradient (Armijo), else ``alpha``
+      halves. Accepted steps grow ``alpha`` by 1 %.
+    - With momentum, the trial is accepted if it lowers the loss; otherwise the momentum restarts
+      (``k = 1``, O'Donoghue and Candes 2015) and the next iteration is a plain step.
+
+    The loss therefore never increases. On cells that the noise pushes to zero, the momentum turns
+    the slow geometric decay of plain mirror descent into a fast one; in practice this needs a few
+    times fewer iterations than plain mirror descent for the same accuracy.
     """
     beliefs = bp.calibrate(theta)
     res = objective.residuals(beliefs.marginals)
@@ -336,44 +344,41 @@ def _mirror_descent(
     # 2 * total^2 * w for one measurement of weight w, so theta moves by about dL/dmu / (total * w).
     alpha = 1.0 / (objective.total * objective.max_weight)
     alpha_floor = alpha * 1e-12
+    grads = objective.gradient(res)
     theta_prev = theta
     k = 1
-    y, res_y, grads_y = theta, res, objective.gradient(res)
     history = [loss]
     converged = False
     it = 0
     while it < iters:
         it += 1
-        trial = [t if g is None else t - alpha * g for t, g in zip(y, grads_y, strict=True)]
+        beta = (k - 1) / (k + 2)
+        trial = []
+        for t, tp, g in zip(theta, theta_prev, grads, strict=True):
+            step = t if g is None else t - alpha * g
+            trial.append(step + beta * (t - tp) if beta > 0 and tp is not t else step)
         b2 = bp.calibrate(trial)
         res2 = objective.residuals(b2.marginals)
-        actual, predicted = objective.armijo_terms(res_y, res2)
-        accepted = False
-        if predicted > 0 and actual >= _ARMIJO * predicted:
-            loss2 = objective.loss(res2)
-            if loss2 <= loss:
-                accepted = True
-                theta_prev, theta, beliefs, res, loss = theta, trial, b2, res2, loss2
-                alpha *= _GROW
-                k += 1
-                history.append(loss)
-                window = history[-_WINDOW - 1 :]
-                converged = tol > 0 and len(window) > _WINDOW and window[0] - window[-1] <= tol * max(loss, 1.0)
-                if not converged:
-                    beta = (k - 1) / (k + 2)
-                    y = [t + beta * (t - tp) for t, tp in zip(theta, theta_prev, strict=True)]
-                    res_y = objective.residuals(bp.calibrate(y).marginals)
-                    grads_y = objective.gradient(res_y)
-            else:  # the momentum overshot: restart from theta
-                k, y, res_y = 1, theta, res
-                grads_y = objective.gradient(res_y)
-        elif predicted > 0 and alpha > alpha_floor:
-            alpha *= _SHRINK
-        elif y is not theta:  # no descent from the extrapolated point: restart from theta
-            k, y, res_y = 1, theta, res
-            grads_y = objective.gradient(res_y)
-        else:  # no descent left from theta at machine precision: stationary
-            converged = True
+        loss2 = objective.loss(res2)
+        if beta > 0:
+            accepted = loss2 <= loss
+            if not accepted:  # the momentum overshot: restart
+                k = 1
+        else:
+            actual, predicted = objective.armijo_terms(res, res2)
+            accepted = predicted > 0 and actual >= _ARMIJO * predicted
+            if not accepted:
+                alpha *= _SHRINK
+                # no descent left at machine precision: stationary
+                converged = predicted <= 0 or alpha < alpha_floor
+        if accepted:
+            theta_prev, theta, beliefs, res, loss = theta, trial, b2, res2, loss2
+            grads = objective.gradient(res)
+            alpha *= _GROW
+            k += 1
+            history.append(loss)
+            window = history[-_WINDOW - 1 :]
+            converged = tol > 0 and len(window) > _WINDOW and window[0] - window[-1] <= tol * max(loss, 1.0)
         if callback is not None and callback(FitProgress(it, loss, alpha, accepted)):
             break
         if converged:

@@ -79,10 +79,12 @@ class Factor:
         return vals.reshape(shape)
 
     def __mul__(self, other: Factor) -> Factor:
+        """Cell-wise product over the union of the axes (``self``'s first, then ``other``'s new ones)."""
         attrs = self.attrs + tuple(a for a in other.attrs if a not in self.attrs)
         return Factor(attrs, self._aligned(attrs) * other._aligned(attrs))
 
     def __add__(self, other: Factor) -> Factor:
+        """Cell-wise sum over the union of the axes (for log-space tables)."""
         attrs = self.attrs + tuple(a for a in other.attrs if a not in self.attrs)
         return Factor(attrs, self._aligned(attrs) + other._aligned(attrs))
 

@@ -22,7 +22,7 @@ from ...exceptions import InvalidParameterError
 from .factor import Factor
 from .junction_tree import JunctionTree
 
-__all__ = ["Beliefs", "BeliefPropagation"]
+__all__ = ["Beliefs", "BeliefPropagation", "query_marginal"]
 
 
 @dataclass(frozen=True, eq=False)
