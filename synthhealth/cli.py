@@ -67,27 +67,27 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     """Run the pipeline on the bundled demo data (150 synthetic Synthea patients).
 
     Reads FHIR, flattens to one bounded row per patient, fits AIM with (epsilon, 1e-6)-DP at the
-    patient level, and samples a synthetic table. Synthetic FHIR output and the privacy report
-    come in later releases.
+    patient level, samples a synthetic table and writes it as synthetic FHIR R4 (Bulk NDJSON). The
+    privacy and utility report comes in a later release.
     """
     import warnings
 
     t0 = time.perf_counter()
     click.secho("synthhealth demo", bold=True)
     schema = sh.load_schema("core-patient")
-    click.echo(f"[1/5] schema   core-patient v{schema.version}: {len(schema)} attributes, "
+    click.echo(f"[1/6] schema   core-patient v{schema.version}: {len(schema)} attributes, "
                f"domain of {schema.domain_size():.3g} cells, hash {schema.hash[:12]}")
     src = sh.datasets.demo_fhir_path()
     reader = sh.fhir.read(src, progress=not quiet)
     table = sh.flatten(reader, schema)
     stats = reader.stats
-    click.echo(f"[2/5] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
+    click.echo(f"[2/6] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
                f"({stats.bytes_read / 1e6:.0f} MB of JSON)")
     out.mkdir(parents=True, exist_ok=True)
     real_path = sh.write_table(table, out / "real-patients.parquet")
     report = sh.report_of(table)
     assert report is not None
-    click.echo(f"[3/5] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
+    click.echo(f"[3/6] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
     click.echo("      " + report.summary().replace("\n", "\n      "))
     t_fit = time.perf_counter()
     ledger_path = out / "ledger.json"
@@ -99,13 +99,18 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
         gen.fit(table, schema=schema, ledger=ledger_path, progress=not quiet)
     model_path = gen.save(out / "model", overwrite=True)
     spent = gen.ledger_.total(gen.fit_id_)
-    click.echo(f"[4/5] fit      AIM in {time.perf_counter() - t_fit:.1f} s, {gen.rounds_} rounds, "
+    click.echo(f"[4/6] fit      AIM in {time.perf_counter() - t_fit:.1f} s, {gen.rounds_} rounds, "
                f"{spent.n_entries} noisy measurements -> {model_path}")
     click.echo(f"      spent epsilon={spent.epsilon:.3g}, delta={spent.delta:.0e} (rho={spent.rho:.4g}), unit: patient"
                + ("; SEEDED: not for release" if spent.seeded else ""))
     synth = gen.sample(len(table), random_state=seed)
     synth_path = sh.write_table(synth, out / "synthetic-patients.parquet")
-    click.echo(f"[5/5] sample   {len(synth)} synthetic patients -> {synth_path}")
+    click.echo(f"[5/6] sample   {len(synth)} synthetic patients -> {synth_path}")
+    report_w = sh.fhir.write(synth, schema, out / "synthetic-fhir", random_state=seed,
+                             source=f"urn:synthhealth:demo:{gen.fit_id_}", overwrite=True)
+    refs = sh.fhir.check_references(report_w.path)
+    click.echo(f"[6/6] fhir     {report_w.n_patients} synthetic patients, {report_w.n_resources:,} FHIR R4 resources "
+               f"(Bulk NDJSON) -> {report_w.path}; " + ("references OK" if refs.ok else refs.summary()))
     click.echo("")
     cols = ["sex", "age", "diabetes", "hypertension", "bmi", "n_encounters_5y"]
     click.echo(synth[cols].head(5).to_string())
@@ -113,8 +118,7 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     click.echo("real vs synthetic (share):  " + ", ".join(
         f"{c} {table[c].mean():.2f}/{synth[c].astype('boolean').mean():.2f}"
         for c in ("diabetes", "hypertension", "deceased")))
-    click.secho("Synthetic FHIR output and the privacy/utility report are not built yet: the demo stops at the "
-                "synthetic table.", fg="yellow")
+    click.secho("The privacy and utility report is not built yet: the demo stops at the synthetic FHIR.", fg="yellow")
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")
 
 
@@ -212,15 +216,37 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-n", "n", type=int, default=None, help="Number of synthetic patients (default: the model's noisy count).")
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Output table (.parquet or .csv).")
-@click.option("--seed", type=int, default=None, help="Seed of the sampling (post-processing).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Output: a table (.parquet or .csv), or a folder for FHIR formats.")
+@click.option("--format", "fmt", type=click.Choice(["table", "fhir-ndjson", "fhir-bundle"]), default="table",
+              show_default=True, help="A table, or synthetic FHIR R4 (Bulk NDJSON or one Bundle per patient).")
+@click.option("--bundle-type", type=click.Choice(["transaction", "collection"]), default="transaction",
+              show_default=True, help="FHIR Bundle type (fhir-bundle).")
+@click.option("--patients-per-bundle", type=int, default=1, show_default=True, help="Patients per Bundle file.")
+@click.option("--seed", type=int, default=None, help="Seed of the sampling and identities (post-processing).")
+@click.option("--overwrite", is_flag=True, help="Replace earlier synthhealth output in the FHIR folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
-def sample(model: Path, n: int | None, output: Path, seed: int | None) -> None:
-    """Draw synthetic patients from a saved model (no privacy cost)."""
+def sample(model: Path, n: int | None, output: Path, fmt: str, bundle_type: str, patients_per_bundle: int,
+           seed: int | None, overwrite: bool, quiet: bool) -> None:
+    """Draw synthetic patients from a saved model (no privacy cost): a table or synthetic FHIR."""
+    import numpy as np
+
     gen = sh.load_model(model)
-    synth = gen.sample(n, random_state=seed)
-    sh.write_table(synth, output)
-    click.echo(f"wrote {len(synth)} synthetic patients x {synth.shape[1]} columns to {output}")
+    if fmt == "table":
+        synth = gen.sample(n, random_state=seed)
+        sh.write_table(synth, output)
+        click.echo(f"wrote {len(synth)} synthetic patients x {synth.shape[1]} columns to {output}")
+        return
+    total = n if n is not None else max(1, int(round(gen.total_)))
+    rng = np.random.default_rng(seed)
+    chunk = 50_000
+    chunks = (gen.sample(min(chunk, total - i), random_state=rng) for i in range(0, total, chunk))
+    report = sh.fhir.write(chunks, gen.schema_, output, format="ndjson" if fmt == "fhir-ndjson" else "bundle",
+                           bundle_type=bundle_type, patients_per_bundle=patients_per_bundle, random_state=seed,
+                           source=f"urn:synthhealth:model:{gen.name}:{gen.fit_id_}", overwrite=overwrite,
+                           progress=not quiet)
+    click.echo(report.summary())
 
 
 # -------------------------------------------------------------------------- schema
@@ -254,27 +280,61 @@ def schema_check(source: str) -> None:
 # ------------------------------------------------------------------------ validate
 @main.command()
 @click.argument("path", nargs=-1, required=True)
-@click.option("--max-errors", default=20, show_default=True, help="How many errors to list.")
+@click.option("--max-errors", default=20, show_default=True, help="How many problems to list.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
 def validate(path: tuple[str, ...], max_errors: int, quiet: bool) -> None:
-    """Strictly validate FHIR R4 files (fhir.resources R4B) and patient references.
+    """Validate FHIR R4 files: every resource strictly (fhir.resources R4B), required code
+    bindings, and reference integrity (every reference resolves inside the files).
 
-    Exits with status 1 when any resource is invalid.
+    Exits with status 1 when any resource is invalid, a binding is violated or a reference does
+    not resolve. Duplicate ids across Bundles (shared Organizations in transaction Bundles) and
+    conditional or external references are reported as warnings.
     """
     reader = sh.fhir.read(list(path), strict=True, on_error="skip", progress=not quiet)
     t0 = time.perf_counter()
-    for _ in reader.resources():
-        pass
+    binding_problems: list[str] = []
+    n_binding = 0
+    for item in reader.resources():
+        problems = sh.fhir.check_bindings(item.resource)
+        if problems:
+            n_binding += len(problems)
+            if len(binding_problems) < max_errors:
+                rid = item.resource.get("id")
+                where = f"{item.location}, {item.resource['resourceType']}/{rid}" if isinstance(rid, str) else str(item.location)
+                binding_problems.extend(f"{where}: {p}" for p in problems)
     stats = reader.stats
+    refs = sh.fhir.check_references(list(path))
     elapsed = time.perf_counter() - t0
     click.echo(f"checked {stats.files} files, {stats.n_resources + stats.n_skipped:,} resources, "
                f"{stats.patients} patients in {elapsed:.1f} s")
+    failed = False
     if stats.n_skipped:
+        failed = True
         click.secho(f"{stats.n_skipped} invalid: " + ", ".join(f"{k} {v}" for k, v in stats.skipped.items()),
                     fg="red")
         for line in stats.skipped_examples[:max_errors]:
             click.echo(f"  {line}")
+    if n_binding:
+        failed = True
+        click.secho(f"{n_binding} required-binding violations", fg="red")
+        for line in binding_problems[:max_errors]:
+            click.echo(f"  {line}")
+    # legitimate in real exports (shared resources in transaction Bundles, conditional or external
+    # references to practitioners and organisations): warnings, not errors
+    warn_kinds = {"duplicate id", "duplicate fullUrl", "conditional reference", "external reference"}
+    errors = {k: v for k, v in refs.problems.items() if k not in warn_kinds}
+    click.echo(refs.summary())
+    if refs.problems:
+        shown = [e for e in refs.examples if not any(e.endswith(k) for k in warn_kinds)] or refs.examples
+        for line in shown[:max_errors]:
+            click.echo(f"  {line}")
+    if errors:
+        failed = True
+    elif refs.problems:
+        click.secho("warning: " + ", ".join(sorted(refs.problems)) + " (allowed in real exports; synthhealth's own "
+                    "output has none)", fg="yellow")
+    if failed:
         sys.exit(1)
     click.secho("all resources valid", fg="green")
 

@@ -114,7 +114,9 @@ class _Checker:
         miss = _is_missing(s)
         self._violated = np.zeros(len(s), dtype=bool)
         if attr.type == "categorical":
-            lookup = {v: c.label for c in attr.categories for v in c.values}
+            # a category's label always matches (tables in schema form), besides its declared values
+            lookup = {c.label: c.label for c in attr.categories}
+            lookup.update({v: c.label for c in attr.categories for v in c.values})
             out = np.empty(len(s), dtype=object)
             bad = np.zeros(len(s), dtype=bool)
             for i, (v, m) in enumerate(zip(s.to_numpy(dtype=object), miss, strict=True)):

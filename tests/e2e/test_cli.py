@@ -44,6 +44,9 @@ def test_demo(runner: CliRunner, tmp_path: Path) -> None:
     assert synth.shape == (150, n_cols)
     model = sh.load_model(out / "model")
     assert model.ledger_.total().epsilon == pytest.approx(1.0)
+    assert "[6/6] fhir     150 synthetic patients" in res.output and "references OK" in res.output
+    res = runner.invoke(main, ["validate", str(out / "synthetic-fhir"), "-q"])
+    assert res.exit_code == 0 and "all resources valid" in res.output, res.output
 
 
 def test_fit_and_sample(runner: CliRunner, tmp_path: Path) -> None:
@@ -62,6 +65,10 @@ def test_fit_and_sample(runner: CliRunner, tmp_path: Path) -> None:
                                "--seed", "3"])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(tmp_path / "s.csv")) == 40
+    res = runner.invoke(main, ["sample", str(tmp_path / "model"), "-n", "25", "--format", "fhir-bundle",
+                               "-o", str(tmp_path / "fhir"), "--seed", "3", "-q"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("25 patients,") and len(list((tmp_path / "fhir").glob("bundle-*.json"))) == 25
     res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_ndjson_path()), "-e", "2",
                                "-w", "age,sex,diabetes", "--seed", "2", "-o", str(tmp_path / "m3"), "-q"])
     assert res.exit_code == 0, res.output
