@@ -31,7 +31,7 @@ from .exceptions import (
     SchemaError,
     SynthHealthError,
 )
-from .generators import AIM, MST, load_model
+from .generators import AIM, DPVAE, MST, load_model
 from .privacy import PrivacyBudget, PrivacyLedger
 from .schema import Attribute, PatientSchema, bundled_schemas, load_schema, schema_path
 from .transform import FlattenReport, flatten, read_table, report_of, write_table
@@ -43,6 +43,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "AIM",
+    "DPVAE",
     "MST",
     "PrivacyBudget",
     "PrivacyLedger",

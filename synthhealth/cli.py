@@ -168,20 +168,36 @@ def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> 
 @click.option("--schema", "-s", "schema_src", required=True, help="Schema YAML file or bundled schema name.")
 @click.option("--data", "-d", required=True, multiple=True,
               help="Real data: a table (.csv/.parquet) or FHIR (file, folder or glob; flattened on the way).")
-@click.option("--generator", "-g", type=click.Choice(["aim", "mst"]), default="aim", show_default=True)
+@click.option("--generator", "-g", type=click.Choice(["aim", "mst", "dpvae"]), default="aim", show_default=True)
 @click.option("--epsilon", "-e", type=float, required=True, help="Privacy budget epsilon of this fit.")
 @click.option("--delta", type=float, default=1e-6, show_default=True, help="Privacy parameter delta.")
 @click.option("--ledger", "-l", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Privacy ledger shared by every fit of this data (created with this fit's budget if new).")
 @click.option("--workload", "-w", multiple=True,
               help="AIM: a marginal that matters, as comma-separated attributes (repeatable).")
+@click.option("--epochs", type=int, default=None, help="DPVAE: expected passes over the data [default: 50].")
+@click.option("--batch-size", type=int, default=None, help="DPVAE: expected (Poisson) batch size [default: 1024].")
+@click.option("--learning-rate", type=float, default=None, help="DPVAE: Adam's peak learning rate [default: 0.01].")
+@click.option("--hidden-sizes", default=None, help="DPVAE: hidden widths, comma-separated, e.g. 128,64 [default: 64].")
+@click.option("--latent-size", type=int, default=None, help="DPVAE: latent dimension [default: 8].")
+@click.option("--kl-weight", type=float, default=None, help="DPVAE: weight of the KL term [default: 0.3].")
+@click.option("--clip-norm", type=float, default=None, help="DPVAE: per-patient gradient clip norm [default: 1].")
+@click.option("--max-patients", type=int, default=None,
+              help="DPVAE: declared upper bound on the number of patients (no budget spent on a noisy count).")
+@click.option("--accountant", type=click.Choice(["prv", "rdp"]), default=None, help="DPVAE: accountant [default: prv].")
+@click.option("--device", default=None, help="DPVAE: auto, cpu, cuda or cuda:N [default: auto].")
+@click.option("--secure-mode/--no-secure-mode", default=None,
+              help="DPVAE: DP randomness from the OS CSPRNG [default: on without --seed].")
 @click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
 def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, delta: float, ledger: Path | None,
-        workload: tuple[str, ...], seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
+        workload: tuple[str, ...], epochs: int | None, batch_size: int | None, learning_rate: float | None,
+        hidden_sizes: str | None, latent_size: int | None, kl_weight: float | None, clip_norm: float | None,
+        max_patients: int | None, accountant: str | None, device: str | None, secure_mode: bool | None,
+        seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
     """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model."""
     import warnings
 
@@ -191,7 +207,20 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         if generator != "aim":
             raise sh.InvalidParameterError("The '--workload' option only applies to --generator aim.")
         params["workload"] = [tuple(a.strip() for a in w.split(",") if a.strip()) for w in workload]
-    gen = (sh.AIM if generator == "aim" else sh.MST)(**params)
+    vae = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "hidden_sizes": hidden_sizes,
+           "latent_size": latent_size, "kl_weight": kl_weight, "clip_norm": clip_norm, "max_patients": max_patients,
+           "accountant": accountant, "device": device, "secure_mode": secure_mode}
+    vae = {k: v for k, v in vae.items() if v is not None}
+    if vae and generator != "dpvae":
+        raise sh.InvalidParameterError(
+            f"The {', '.join('--' + k.replace('_', '-') for k in vae)} option(s) only apply to --generator dpvae.")
+    if "hidden_sizes" in vae:
+        try:
+            vae["hidden_sizes"] = tuple(int(h) for h in vae["hidden_sizes"].split(",") if h.strip())
+        except ValueError:
+            raise sh.InvalidParameterError(
+                f"The '--hidden-sizes' option must be comma-separated ints. Got {hidden_sizes!r} instead.") from None
+    gen = {"aim": sh.AIM, "mst": sh.MST, "dpvae": sh.DPVAE}[generator](**params, **vae)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise sh.InvalidParameterError(f"The '--out' folder {out} is not empty (use --overwrite to replace it).")
     table = _load_data(data, schema, quiet)
@@ -205,10 +234,15 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
     click.echo(f"spent: {spent}")
     if ledger is not None:
         total = gen.ledger_.total()
-        left = sh.PrivacyBudget.from_rho(gen.ledger_.remaining_rho(), gen.ledger_.budget.delta).epsilon \
-            if gen.ledger_.remaining_rho() > 0 else 0.0
-        click.echo(f"ledger {ledger}: total spent epsilon={total.epsilon:.4g} of {gen.ledger_.budget.epsilon:g}; "
-                   f"remaining epsilon={left:.4g}")
+        click.echo(f"ledger {ledger}: total spent epsilon={total.epsilon:.4g}, delta={total.delta:.3g} of "
+                   f"{gen.ledger_.budget.epsilon:g}, {gen.ledger_.budget.delta:g}")
+        if not any(e.accounting == "approx_dp" for e in gen.ledger_.entries):
+            left = sh.PrivacyBudget.from_rho(gen.ledger_.remaining_rho(), gen.ledger_.budget.delta).epsilon \
+                if gen.ledger_.remaining_rho() > 0 else 0.0
+            click.echo(f"remaining for zCDP fits: epsilon={left:.4g}")
+    if generator == "dpvae" and seed is None and not gen.privacy_["secure_mode"]:
+        click.secho("DP-SGD randomness from torch's generator (not a CSPRNG): use --secure-mode for a release",
+                    fg="yellow")
     if seed is not None:
         click.secho("the DP noise was seeded: this model is NOT for release", fg="yellow")
 

@@ -1,4 +1,4 @@
-"""Differentially private generators (patient-level): AIM and MST marginal methods.
+"""Differentially private generators (patient-level): AIM and MST marginal methods, DP-SGD VAE.
 
 Every generator follows the scikit-learn contract (see :mod:`.base`), charges every data access
 to a :class:`synthhealth.privacy.PrivacyLedger`, and saves to JSON + ``.npz`` (no pickle).
@@ -6,6 +6,7 @@ to a :class:`synthhealth.privacy.PrivacyLedger`, and saves to JSON + ``.npz`` (n
 
 from .aim import AIM
 from .base import BaseGenerator, load_model
+from .dpvae import DPVAE  # torch/opacus are imported only when a DPVAE is fitted or loaded
 from .mst import MST
 
-__all__ = ["AIM", "MST", "BaseGenerator", "load_model"]
+__all__ = ["AIM", "DPVAE", "MST", "BaseGenerator", "load_model"]

@@ -57,7 +57,7 @@ def test_fit_and_sample(runner: CliRunner, tmp_path: Path) -> None:
             "--seed", "1", "-o", str(tmp_path / "model"), "-q"]
     res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert "fitted MST on 13 patients" in res.output and "remaining epsilon=0" in res.output
+    assert "fitted MST on 13 patients" in res.output and "remaining for zCDP fits: epsilon=0" in res.output
     assert "NOT for release" in res.output
     res = runner.invoke(main, args[:-3] + ["-o", str(tmp_path / "model2"), "-q"])
     assert res.exit_code == 2 and "privacy budget exceeded" in res.output and "No data was accessed" in res.output
@@ -130,3 +130,17 @@ def test_validate(runner: CliRunner, tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert "1 invalid: invalid resource 1" in res.output
     assert "entry[0], Patient/a: invalid resource: Patient.birthDate: Date value string does not match spec regex." in res.output
+
+
+def test_fit_dpvae_on_the_demo_data(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("opacus")
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_fhir_path()), "-g", "dpvae",
+                               "-e", "1", "--epochs", "3", "--seed", "0", "-o", str(tmp_path / "vae"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "fitted DPVAE on 150 patients" in res.output
+    model = sh.load_model(tmp_path / "vae")
+    assert model.ledger_.total().epsilon <= 1.0 + 1e-9
+    assert model.sample(10, random_state=0).shape == (10, len(sh.load_schema("core-patient")))
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_fhir_path()), "-g", "mst",
+                               "-e", "1", "--epochs", "3", "-o", str(tmp_path / "m"), "-q"])
+    assert res.exit_code == 2 and "--epochs option(s) only apply to --generator dpvae" in res.output

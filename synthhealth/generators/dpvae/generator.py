@@ -1,0 +1,427 @@
+"""DPVAE: a tabular variational autoencoder trained with DP-SGD (patient-level (ε, δ)-DP).
+
+The fit, in order (the ledger is charged before each release):
+
+1. **Dataset size.** The Poisson sampling rate is ``q = batch_size / n̂``. By default ``n̂`` is a
+   noisy count of the patients: the discrete Laplace mechanism (OpenDP) with ε₀ = ``count_share``·ε
+   (2 % by default), charged as a pure (ε₀, 0) entry, then ``n̂ = max(1, noisy count)``. With
+   ``max_patients`` the count is not measured: ``n̂`` is the declared upper bound (public) and no
+   budget is spent on it. The exact count never sets q, the number of steps or the averaging.
+   Poisson sampling is applied to the real rows at rate q whatever n̂ is; the accountant's
+   guarantee depends on (σ, q, T) only, so it holds for the q actually used even if n̂ is off.
+2. **Plan.** ``T = ⌈epochs / q⌉`` steps; σ from the remaining budget (ε − ε₀, δ) with opacus's
+   PRV accountant (or RDP); the accountant's ε(σ, q, T) ≤ ε − ε₀ is charged as one (ε, δ) entry
+   *before training starts* (the noisy gradients are released to the model from the first step, so
+   a crash mid-training leaves a ledger that covers what happened).
+3. **Train** with DP-SGD: the fast path (:mod:`.fastdp`) or opacus's standard pipeline
+   (:mod:`.reference`, ``engine="opacus"``), Adam on the noisy gradients.
+4. **Read back** ε for the steps actually taken (≤ the charge; stored in ``privacy_``).
+
+Sampling draws z ~ N(0, I), decodes per-attribute categorical distributions over the public states
+and draws one state per attribute; :meth:`Encoder.decode` then draws numbers uniformly inside their
+bins — the same output format as AIM and MST.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import secrets
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_bool, check_choice, check_positive_int
+from ...exceptions import AccountingError, InsecureRandomnessWarning, InvalidParameterError, OptionalDependencyError
+from ...privacy import DEFAULT_DELTA, LedgerEntry, NoiseSource, PrivacyBudget, PrivacyLedger
+from ..base import BaseGenerator
+from ._deps import require
+from .network import VAESpec, layer_names
+
+__all__ = ["DPVAE"]
+
+_OWNER = "DPVAE"
+_WEIGHTS_KEY = "weights_safetensors"
+_WEIGHTS_FORMAT = "safetensors"
+
+
+def _version(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:  # pragma: no cover - depends on the environment
+        return "?"
+
+
+class DPVAE(BaseGenerator):
+    """Differentially private synthetic patients from a tabular VAE trained with DP-SGD.
+
+    The VAE reads the one-hot encoding of each patient's codes over the schema's public domain
+    (numbers by their public bins, missing as its own state) and decodes per-attribute categorical
+    distributions over the same states; nothing about the domain comes from the data. Training is
+    DP-SGD with true Poisson sampling, per-patient clipping and Gaussian noise; the noise multiplier
+    comes from the target (ε, δ) with opacus's PRV accountant. Needs the ``[dpvae]`` extra.
+
+    Parameters
+    ----------
+    epsilon : float, default 1.0
+        ε of the fit's (ε, δ)-DP guarantee (the patient is the privacy unit): the noisy count and
+        DP-SGD together spend at most this.
+    delta : float, default 1e-6
+        δ (all of it goes to DP-SGD; the noisy count is pure DP).
+    epochs : int, default 50
+        Expected passes over the data: ``T = ⌈epochs / q⌉`` noisy steps.
+    batch_size : int, default 1024
+        Expected batch size: the sampling rate is ``q = min(1, batch_size / n̂)``.
+    learning_rate : float, default 1e-2
+        Adam's peak learning rate (decayed to 0 along a half cosine).
+    hidden_sizes : tuple of int, default (64,)
+        Hidden widths of the encoder MLP (the decoder mirrors them; ``()``: linear encoder and decoder).
+    latent_size : int, default 8
+        Latent dimension.
+    kl_weight : float, default 0.3
+        Weight β of the KL term of the loss (β < 1 keeps more information in the latent code).
+    clip_norm : float, default 1.0
+        ``C``: every patient's whole gradient is clipped to this L2 norm.
+    max_patients : int, optional
+        A declared (public) upper bound on the number of patients. When given, ``n̂`` is this bound
+        and no budget is spent on a count; otherwise ``n̂`` is a noisy count (see ``count_share``).
+    count_share : float, default 0.02
+        Share of ε spent on the noisy count of patients (discrete Laplace, pure DP). Ignored with
+        ``max_patients``.
+    accountant : {"prv", "rdp"}, default "prv"
+        opacus accountant used to set σ and to read back ε.
+    engine : {"fast", "opacus"}, default "fast"
+        ``"fast"``: on-device DP-SGD without per-sample gradients (:mod:`.fastdp`); ``"opacus"``:
+        opacus's standard pipeline (slow; the reference the fast path is tested against).
+    device : {"auto", "cpu", "cuda"} or "cuda:N", default "auto"
+        Where to train (``"auto"``: CUDA when available).
+    secure_mode : bool, optional
+        Draw the DP randomness (Poisson sampling and gradient noise) from the operating system's
+        CSPRNG, with opacus's secure-mode noise construction (``engine="fast"``; with
+        ``engine="opacus"`` it is opacus's own secure mode, which needs ``torchcsprng``). Default:
+        on for a release (``random_state=None``) with the fast engine, off otherwise. Off without a
+        seed, the noise comes from torch's generator seeded with OS entropy, which is *not* a
+        cryptographically secure sampler (an :class:`InsecureRandomnessWarning` says so).
+    random_state : None, int or Generator, default None
+        ``None`` for a release. A seed makes the fit reproducible (on the same device) but NOT FOR
+        RELEASE (the ledger says so).
+
+    Attributes
+    ----------
+    total_ : float
+        ``n̂``: the noisy count (or the declared ``max_patients``); the default sample size.
+    noise_multiplier_, sample_rate_, steps_ : float, float, int
+        σ, q and the number of steps taken.
+    epsilon_spent_ : float
+        ε read back from the accountant after training, count included.
+    privacy_ : dict
+        The whole privacy record of the fit (also saved with the model).
+
+    Examples
+    --------
+    >>> import synthhealth as sh
+    >>> from synthhealth.generators.dpvae import DPVAE
+    >>> gen = DPVAE(epsilon=1.0, epochs=10, max_patients=10_000)
+    >>> gen.get_params()["batch_size"]
+    1024
+    >>> schema = sh.load_schema("flchain")                            # doctest: +SKIP
+    >>> table = sh.read_table(sh.datasets.load_flchain(), schema)     # doctest: +SKIP
+    >>> gen.fit(table, schema=schema).sample(5).shape                 # doctest: +SKIP
+    (5, 11)
+    """
+
+    name = "dpvae"
+    accounting = "approx_dp"
+
+    def __init__(self, *, epsilon: float = 1.0, delta: float = DEFAULT_DELTA, epochs: int = 50,
+                 batch_size: int = 1024, learning_rate: float = 1e-2, hidden_sizes: Any = (64,),
+                 latent_size: int = 8, kl_weight: float = 0.3, clip_norm: float = 1.0, max_patients: int | None = None,
+                 count_share: float = 0.02, accountant: str = "prv", engine: str = "fast", device: str = "auto",
+                 secure_mode: bool | None = None, random_state: Any = None) -> None:
+        super().__init__(epsilon=epsilon, delta=delta, random_state=random_state)
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.hidden_sizes = hidden_sizes
+        self.latent_size = latent_size
+        self.kl_weight = kl_weight
+        self.clip_norm = clip_norm
+        self.max_patients = max_patients
+        self.count_share = count_share
+        self.accountant = accountant
+        self.engine = engine
+        self.device = device
+        self.secure_mode = secure_mode
+
+    # ------------------------------------------------------------- validation
+    @staticmethod
+    def _check_float(value: Any, name: str, low: float, high: float, *, low_open: bool = True,
+                     high_open: bool = True) -> float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+        if ok:
+            v = float(value)
+            ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+        if not ok:
+            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {_OWNER} must be a float in {lo}{low:g}, {high:g}{hi}. Got {value!r} instead.")
+        return float(value)
+
+    def _hidden(self) -> tuple[int, ...]:
+        h = self.hidden_sizes
+        if isinstance(h, (str, bytes)) or not isinstance(h, (list, tuple)) or not all(
+                isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1 for w in h):
+            raise InvalidParameterError(
+                f"The 'hidden_sizes' parameter of {_OWNER} must be a tuple of positive ints. Got {h!r} instead.")
+        return tuple(int(w) for w in h)
+
+    def _effective_secure_mode(self) -> bool:
+        if self.secure_mode is None:
+            return self.random_state is None and self.engine == "fast"
+        return bool(self.secure_mode)
+
+    def _resolve_device(self) -> str:
+        torch = require("torch")
+        dev = self.device
+        if not isinstance(dev, str) or not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:")
+                                                                              and dev[5:].isdigit())):
+            raise InvalidParameterError(
+                f"The 'device' parameter of {_OWNER} must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {dev!r} instead.")
+        if dev == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if dev.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise InvalidParameterError(
+                    f"The 'device' parameter of {_OWNER} is {dev!r} but CUDA is not available on this machine "
+                    f"(torch {torch.__version__}). Use device='cpu' or 'auto'.")
+            if dev != "cuda" and int(dev[5:]) >= torch.cuda.device_count():
+                raise InvalidParameterError(
+                    f"The 'device' parameter of {_OWNER} is {dev!r} but only {torch.cuda.device_count()} CUDA "
+                    "device(s) exist.")
+        return dev
+
+    def _validate_extra_params(self) -> None:
+        check_positive_int(self.epochs, "epochs", _OWNER)
+        check_positive_int(self.batch_size, "batch_size", _OWNER)
+        self._check_float(self.learning_rate, "learning_rate", 0.0, math.inf)
+        self._hidden()
+        check_positive_int(self.latent_size, "latent_size", _OWNER)
+        self._check_float(self.kl_weight, "kl_weight", 0.0, math.inf, low_open=False)
+        self._check_float(self.clip_norm, "clip_norm", 0.0, math.inf)
+        if self.max_patients is not None:
+            check_positive_int(self.max_patients, "max_patients", _OWNER)
+        else:
+            self._check_float(self.count_share, "count_share", 0.0, 1.0)
+        check_choice(self.accountant, "accountant", ("prv", "rdp"), _OWNER)
+        check_choice(self.engine, "engine", ("fast", "opacus"), _OWNER)
+        if self.secure_mode is not None:
+            check_bool(self.secure_mode, "secure_mode", _OWNER)
+            if self.secure_mode and self.random_state is not None:
+                raise InvalidParameterError(
+                    f"The 'secure_mode' parameter of {_OWNER} cannot be True with a 'random_state' (a seeded run "
+                    f"is reproducible, hence not secure). Got secure_mode=True, random_state={self.random_state!r}.")
+        # the optional dependencies are checked here: before the ledger is charged or the data read
+        require("torch")
+        require("opacus")
+        require("safetensors.numpy")
+        self._resolve_device()
+        if self.engine == "opacus" and self._effective_secure_mode():
+            try:
+                import torchcsprng  # type: ignore[import-not-found]  # noqa: F401
+            except ImportError as exc:
+                raise OptionalDependencyError(
+                    "DPVAE(engine='opacus', secure_mode=True) needs opacus's secure mode, which needs 'torchcsprng' "
+                    "(not published for recent torch releases). Use engine='fast' (its secure mode reads the OS "
+                    "CSPRNG) or secure_mode=False.") from exc
+
+    # ---------------------------------------------------------------- fitting
+    def _noisy_count(self, n: int, eps0: float, noise: NoiseSource, ledger: PrivacyLedger, fit_id: str) -> int:
+        """Charge, then release, a discrete-Laplace count of the patients (pure ε₀-DP)."""
+        scale = 1.0 / eps0
+        if noise.seeded:
+            cost, library, mechanism = eps0, noise.library, "geometric"
+        else:
+            from ...privacy.mechanisms import _opendp, opendp_version
+
+            dp = _opendp()
+            meas = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=scale)
+            cost, library, mechanism = float(meas.map(1)), f"opendp {opendp_version()}", "discrete_laplace"
+        ledger.charge(LedgerEntry(mechanism, "number of patients (sets the DP-SGD sampling rate)", 1.0, scale, 0.0,
+                                  fit_id, library, noise.seeded, accounting="approx_dp", epsilon=cost, delta=0.0))
+        if noise.seeded:
+            p = -math.expm1(-eps0)
+            return int(n + noise.rng.geometric(p) - noise.rng.geometric(p))
+        return int(meas(int(n)))
+
+    def _fit(self, codes: np.ndarray, budget: PrivacyBudget, noise: NoiseSource, ledger: PrivacyLedger,
+             fit_id: str, progress: bool) -> None:
+        torch = require("torch")
+        from . import accounting, fastdp, network
+
+        device = torch.device(self._resolve_device())
+        secure = self._effective_secure_mode()
+        if not noise.seeded and not secure:
+            warnings.warn(
+                "DPVAE: secure_mode is off, so the DP-SGD noise and sampling come from torch's pseudo-random generator "
+                "seeded with OS entropy, which is not a cryptographically secure sampler. Use secure_mode=True for "
+                "a release.", InsecureRandomnessWarning, stacklevel=3)
+        if noise.seeded:
+            dp_seed, aux_seed = (int(s) for s in noise.rng.integers(0, 2**63 - 1, size=2))
+        else:
+            dp_seed, aux_seed = secrets.randbits(63), secrets.randbits(63)
+        spec = VAESpec(tuple(self.encoder_.shape), self._hidden(), int(self.latent_size), float(self.kl_weight))
+        batch = int(self.batch_size)
+        eps, delta = budget.epsilon, budget.delta
+
+        # 1. the dataset size that sets the sampling rate: declared, or a noisy count
+        if self.max_patients is not None:
+            n_hat, eps0, size_source = int(self.max_patients), 0.0, "declared upper bound (max_patients)"
+        else:
+            eps0 = float(self.count_share) * eps
+            n_hat = max(1, self._noisy_count(len(codes), eps0, noise, ledger, fit_id))
+            size_source = f"noisy count (discrete Laplace, epsilon={eps0:.4g})"
+        q = min(1.0, batch / n_hat)
+        steps = math.ceil(self.epochs / q - 1e-9)
+        plan_eps = eps - eps0
+        # 2. the noise multiplier, and the charge (before any noisy gradient exists)
+        sigma, eps_sgd = accounting.noise_multiplier(plan_eps, delta, q, steps, self.accountant)
+        if eps_sgd > plan_eps * (1 + 1e-9):  # pragma: no cover - get_noise_multiplier guarantees it
+            raise AccountingError(f"the accountant's epsilon {eps_sgd:.6g} exceeds the plan {plan_eps:.6g}")
+        plan = fastdp.DPSGDPlan(sample_rate=q, noise_multiplier=sigma, clip=float(self.clip_norm), steps=steps,
+                                denominator=q * n_hat, steps_per_epoch=max(1, math.ceil(1.0 / q - 1e-9)),
+                                learning_rate=float(self.learning_rate))
+        rng_desc = ("seeded torch generator (not for release)" if noise.seeded else
+                    "OS CSPRNG, opacus secure-mode construction" if secure and self.engine == "fast" else
+                    "torchcsprng (opacus secure mode)" if secure else "torch generator seeded from OS entropy")
+        library = (f"torch {_version('torch')} DP-SGD ({self.engine} engine, {rng_desc}); "
+                   f"opacus {_version('opacus')} {self.accountant.upper()} accountant")
+        target = (f"VAE gradients: DP-SGD, {steps} steps, Poisson sampling rate q={q:.6g} (batch {batch} / "
+                  f"{n_hat} patients, {size_source}), clip C={plan.clip:g}, noise multiplier sigma={sigma:.6g}")
+        ledger.charge(LedgerEntry("dp_sgd_subsampled_gaussian", target, plan.clip, sigma * plan.clip, 0.0, fit_id,
+                                  library, noise.seeded, accounting="approx_dp", epsilon=eps_sgd, delta=delta))
+
+        # 3. train
+        init = torch.Generator().manual_seed(aux_seed)
+        module = network.build_module(spec, generator=init, dtype=torch.float32).to(device)
+        aux = torch.Generator(device=device)
+        aux.manual_seed(aux_seed + 1)
+        codes_t = torch.as_tensor(np.ascontiguousarray(codes), dtype=torch.long, device=device)
+        bar = _Progress(progress, plan, delta, self.accountant, eps0, accounting.eps_error_for(plan_eps))
+        try:
+            if self.engine == "fast":
+                rnd = fastdp.CsprngRandom(device) if secure else fastdp.TorchRandom(dp_seed, device)
+                taken = fastdp.train_fast(module, spec, codes_t, plan, rnd, aux, on_step=bar.step)
+            else:
+                from .reference import train_opacus
+
+                sampling = torch.Generator().manual_seed(dp_seed)
+                noise_gen = torch.Generator(device=device)
+                noise_gen.manual_seed(dp_seed + 1)
+                taken = train_opacus(module, spec, codes_t, plan, sampling, noise_gen, aux, secure_mode=secure,
+                                     on_step=bar.step)
+        finally:
+            bar.close()
+
+        # 4. read back what was spent
+        eps_read = accounting.dp_sgd_epsilon(sigma, q, taken, delta, self.accountant,
+                                             eps_error=accounting.eps_error_for(plan_eps))
+        if eps_read > eps_sgd * (1 + 1e-9):
+            raise AccountingError(f"DP-SGD spent epsilon={eps_read:.6g}, more than the {eps_sgd:.6g} charged")
+        self.spec_ = spec
+        self.model_ = {f"{name}.{kind}": getattr(layer, kind).detach().cpu().numpy().copy()
+                       for name, layer in zip(layer_names(spec), [*module.encoder, *module.decoder], strict=True)
+                       for kind in ("weight", "bias")}
+        self.total_ = float(n_hat)
+        self.noise_multiplier_ = sigma
+        self.sample_rate_ = q
+        self.steps_ = int(taken)
+        self.epsilon_spent_ = eps0 + eps_read
+        self.privacy_ = {
+            "epsilon_target": eps, "delta": delta, "accountant": self.accountant,
+            "dataset_size": {"value": n_hat, "source": "declared" if self.max_patients is not None else "noisy_count",
+                             "epsilon": eps0},
+            "dp_sgd": {"noise_multiplier": sigma, "sample_rate": q, "steps_planned": steps, "steps_taken": int(taken),
+                       "clip_norm": plan.clip, "expected_batch_size": plan.denominator, "epsilon_charged": eps_sgd,
+                       "epsilon_spent": eps_read, "delta": delta},
+            "epsilon_spent": eps0 + eps_read,
+            "engine": self.engine, "device": str(device), "randomness": rng_desc, "secure_mode": secure,
+            "versions": {"torch": _version("torch"), "opacus": _version("opacus")},
+        }
+
+    # --------------------------------------------------------------- sampling
+    def _sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        from .network import sample_codes
+
+        return sample_codes(self.spec_, self.model_, n, rng)
+
+    # ---------------------------------------------------------------- saving
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        st = require("safetensors.numpy", "Saving a DPVAE model")
+        blob = st.save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.model_.items()},
+                       metadata={"format": "synthhealth-dpvae", "spec": str(self.spec_.to_dict())})
+        meta = {"spec": self.spec_.to_dict(), "privacy": self.privacy_, "weights": {
+            "format": _WEIGHTS_FORMAT, "key": _WEIGHTS_KEY, "sha256": hashlib.sha256(blob).hexdigest(),
+            "tensors": {k: list(v.shape) for k, v in self.model_.items()}}}
+        return meta, {_WEIGHTS_KEY: np.frombuffer(blob, dtype=np.uint8)}
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        st = require("safetensors.numpy", "Loading a DPVAE model")
+        info = meta.get("weights", {})
+        if info.get("format") != _WEIGHTS_FORMAT or _WEIGHTS_KEY not in arrays:
+            raise InvalidParameterError("the saved DPVAE model has no safetensors weights")
+        blob = arrays[_WEIGHTS_KEY].tobytes()
+        if hashlib.sha256(blob).hexdigest() != info.get("sha256"):
+            raise InvalidParameterError("the saved DPVAE weights do not match their hash (file altered?)")
+        spec = VAESpec.from_dict(meta["spec"])
+        if spec.sizes != tuple(self.encoder_.shape):
+            raise InvalidParameterError("the saved DPVAE model does not match its schema's domain")
+        weights = st.load(blob)
+        expected = {f"{name}.{kind}": (o, i) if kind == "weight" else (o,)
+                    for name, (o, i) in zip(layer_names(spec), spec.layer_shapes(), strict=True) for kind in ("weight", "bias")}
+        if set(weights) != set(expected) or any(tuple(weights[k].shape) != s for k, s in expected.items()):
+            raise InvalidParameterError("the saved DPVAE weights do not match the architecture in model.json")
+        self.spec_ = spec
+        self.model_ = weights
+        self.privacy_ = meta["privacy"]
+        dp = self.privacy_["dp_sgd"]
+        self.noise_multiplier_ = float(dp["noise_multiplier"])
+        self.sample_rate_ = float(dp["sample_rate"])
+        self.steps_ = int(dp["steps_taken"])
+        self.epsilon_spent_ = float(self.privacy_["epsilon_spent"])
+
+
+class _Progress:
+    """tqdm bar over the DP-SGD steps, showing the ε spent so far (the accountant's, count included).
+
+    The training loss is *not* shown: it is a function of the private data without noise.
+    """
+
+    def __init__(self, enabled: bool, plan: Any, delta: float, accountant: str, eps0: float, eps_error: float) -> None:
+        self.bar = None
+        if not enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self.plan, self.delta, self.accountant, self.eps0, self.eps_error = plan, delta, accountant, eps0, eps_error
+        # the accountant takes ~0.1 s (PRV): refresh epsilon about 10 times, and at the end
+        self.every = max(plan.steps_per_epoch, math.ceil(plan.steps / 10))
+        self.bar = tqdm(total=plan.steps, desc="DPVAE", unit="step", leave=False)
+
+    def step(self, step: int, batch: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        done = step + 1
+        if done % self.every == 0 or done == self.plan.steps:
+            from .accounting import dp_sgd_epsilon
+
+            eps = self.eps0 + dp_sgd_epsilon(self.plan.noise_multiplier, self.plan.sample_rate, done, self.delta,
+                                             self.accountant, eps_error=self.eps_error)
+            self.bar.set_postfix_str(f"epoch {done / self.plan.steps_per_epoch:.1f}, epsilon={eps:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

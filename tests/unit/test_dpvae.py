@@ -1,0 +1,421 @@
+"""DPVAE: the generator contract, the fast DP-SGD path against opacus, Poisson sampling, accounting, saving."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import synthhealth as sh
+from synthhealth.generators.dpvae import DPVAE
+from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+from synthhealth.schema import schema_from_dict
+from synthhealth.transform.encode import Encoder
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("opacus")
+
+from synthhealth.generators.dpvae import accounting, fastdp, network  # noqa: E402
+from synthhealth.generators.dpvae.reference import opacus_clipped_grad_sum  # noqa: E402
+
+SMALL = schema_from_dict({
+    "synthhealth_schema": 1, "name": "small-vae", "version": "1", "reference_date": "2020-01-01",
+    "attributes": [
+        {"name": "sex", "type": "categorical", "categories": ["F", "M", "other"], "other": "other"},
+        {"name": "age", "type": "numeric", "bounds": [0, 100], "bins": {"width": 20}, "integer": True},
+        {"name": "dm", "type": "boolean", "missing": False},
+        {"name": "visits", "type": "count", "cap": 4, "missing": False},
+        {"name": "bmi", "type": "numeric", "bounds": [10, 60], "bins": [10, 18.5, 25, 30, 60]},
+    ],
+})
+# small and quick; RDP because PRV takes seconds at the large sampling rates of small tables (PRV is
+# exercised by the `fitted` fixture and the accountant tests)
+FAST = {"epochs": 2, "batch_size": 128, "hidden_sizes": (16,), "latent_size": 2, "accountant": "rdp"}
+
+
+def small_table(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(0, 100, n)
+    dm = rng.random(n) < 0.05 + 0.5 * (age > 60)
+    bmi = np.where(rng.random(n) < 0.2, np.nan, rng.normal(27, 5, n).clip(10, 60))
+    return pd.DataFrame({"sex": rng.choice(["F", "M"], n), "age": age, "dm": dm,
+                         "visits": rng.integers(0, 5, n), "bmi": bmi})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """These models are tiny: one thread avoids thread-pool stalls when the CPU is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return small_table()
+
+
+@pytest.fixture(scope="module")
+def fitted(table: pd.DataFrame) -> DPVAE:
+    return DPVAE(epsilon=2.0, delta=1e-6, random_state=0, **{**FAST, "accountant": "prv"}).fit(table, schema=SMALL)
+
+
+# ------------------------------------------------------------------ contract
+def test_import_does_not_need_torch() -> None:
+    code = ("import sys, synthhealth, synthhealth.generators.dpvae as d; "
+            "print(sorted(m for m in ('torch', 'opacus', 'safetensors') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_missing_extra_raises_optional_dependency_error(monkeypatch: pytest.MonkeyPatch, table: pd.DataFrame) -> None:
+    monkeypatch.setitem(sys.modules, "opacus", None)  # makes `import opacus` raise ImportError
+    ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+    with pytest.raises(sh.OptionalDependencyError, match=r"'opacus'.*pip install \"synthhealth\[dpvae\]\""):
+        DPVAE(random_state=0).fit(table, schema=SMALL, ledger=ledger)
+    assert ledger.fits == [] and ledger.entries == []  # refused before the ledger or the data
+
+
+def test_contract_and_validation(table: pd.DataFrame) -> None:
+    gen = DPVAE(epsilon=-1)
+    assert gen.get_params()["epsilon"] == -1 and gen.get_params()["engine"] == "fast"
+    with pytest.raises(sh.NotFittedError, match="not fitted yet"):
+        gen.sample(3)
+    with pytest.raises(sh.InvalidParameterError,
+                       match=r"The 'epsilon' parameter of DPVAE must be a float in \(0, inf\). Got -1 instead."):
+        gen.fit(table, schema=SMALL)
+    cases = [
+        ({"batch_size": 0}, r"The 'batch_size' parameter of DPVAE must be an int in \[1, inf\). Got 0 instead."),
+        ({"epochs": 1.5}, r"The 'epochs' parameter of DPVAE must be an int. Got float 1.5 instead."),
+        ({"learning_rate": 0}, r"The 'learning_rate' parameter of DPVAE must be a float in \(0, inf\). Got 0"),
+        ({"hidden_sizes": (8, 0)}, r"The 'hidden_sizes' parameter of DPVAE must be a tuple of positive ints. Got"),
+        ({"hidden_sizes": "64"}, r"The 'hidden_sizes' parameter of DPVAE must be a tuple of positive ints. Got '64'"),
+        ({"clip_norm": math.inf}, r"The 'clip_norm' parameter of DPVAE must be a float in \(0, inf\). Got inf"),
+        ({"count_share": 1.0}, r"The 'count_share' parameter of DPVAE must be a float in \(0, 1\). Got 1.0"),
+        ({"accountant": "gdp"}, r"The 'accountant' parameter of DPVAE must be one of 'prv', 'rdp'. Got 'gdp'"),
+        ({"engine": "jax"}, r"The 'engine' parameter of DPVAE must be one of 'fast', 'opacus'. Got 'jax'"),
+        ({"device": "tpu"}, r"The 'device' parameter of DPVAE must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ({"secure_mode": True, "random_state": 0}, r"'secure_mode' parameter of DPVAE cannot be True with a"),
+    ]
+    for params, msg in cases:
+        with pytest.raises(sh.InvalidParameterError, match=msg):
+            DPVAE(**{"random_state": 0, **params}).fit(table, schema=SMALL)
+    assert repr(DPVAE(epsilon=2.0)).startswith("DPVAE(epsilon=2.0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_without_cuda(table: pd.DataFrame) -> None:
+    with pytest.raises(sh.InvalidParameterError, match="'cuda' but CUDA is not available"):
+        DPVAE(device="cuda", random_state=0).fit(table, schema=SMALL)
+
+
+def test_opacus_secure_mode_needs_torchcsprng(table: pd.DataFrame) -> None:
+    try:
+        import torchcsprng  # type: ignore[import-not-found]  # noqa: F401
+        pytest.skip("torchcsprng is installed")
+    except ImportError:
+        pass
+    ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+    with pytest.raises(sh.OptionalDependencyError, match="torchcsprng"):
+        DPVAE(engine="opacus", secure_mode=True).fit(table, schema=SMALL, ledger=ledger)
+    assert ledger.entries == []
+
+
+# ------------------------------------------------- fast path against opacus
+def _batch(spec: network.VAESpec, n: int, dtype: torch.dtype, seed: int
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Codes, their one-hot rows, and reparameterisation noise."""
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.stack([torch.randint(0, s, (n,), generator=g) for s in spec.sizes], dim=1)
+    x = network.one_hot(codes, torch.as_tensor(spec.offsets), spec.input_dim, dtype)
+    return codes, x, torch.randn((n, spec.latent), generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, clip, rtol", [(torch.float32, 1.0, 1e-5), (torch.float32, 4.0, 1e-5),
+                                               (torch.float64, 1.0, 1e-10), (torch.float64, 4.0, 1e-10)])
+def test_fast_clipped_sum_equals_opacus(dtype: torch.dtype, clip: float, rtol: float) -> None:
+    """Same batch, same parameters, same reparameterisation noise: the clipped sums agree.
+
+    opacus runs the ``nn.Module`` on one-hot rows with per-sample gradients; the fast path runs from
+    the codes (embedding-bag first layer, gathered loss) without them. clip=1 clips every patient;
+    clip=4 leaves some unclipped (norms here are ~3-6).
+    """
+    spec = network.VAESpec(Encoder(SMALL).shape, (32, 16), 3, kl_weight=0.5)
+    module = network.build_module(spec, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    codes, x, noise = _batch(spec, 300, dtype, seed=2)
+    layers = [*module.encoder, *module.decoder]
+    w_sums, b_sums, norms = fastdp.clipped_grad_sum([la.weight.detach() for la in layers],
+                                                    [la.bias.detach() for la in layers], spec, codes, noise, clip)
+    ref = opacus_clipped_grad_sum(module, spec, x, noise, clip)
+    ours = [t for pair in zip(w_sums, b_sums, strict=True) for t in pair]
+    assert len(ours) == len(ref) == 2 * len(layers)
+    if clip == 4.0:
+        assert 0 < int((norms < clip).sum()) < len(norms)
+    for a, b in zip(ours, ref, strict=True):
+        assert a.shape == b.shape
+        rel = float((a - b).norm() / b.norm())
+        assert rel <= rtol, rel
+
+
+def test_fast_norms_equal_explicit_per_sample_gradients() -> None:
+    spec = network.VAESpec((3, 4), (5,), 2)
+    module = network.build_module(spec, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    codes, x, noise = _batch(spec, 7, torch.float64, seed=3)
+    layers = [*module.encoder, *module.decoder]
+    _, _, norms = fastdp.clipped_grad_sum([la.weight.detach() for la in layers], [la.bias.detach() for la in layers],
+                                          spec, codes, noise, 1.0)
+    for i in range(7):
+        module.zero_grad()
+        logits, mu, logvar = module(x[i:i + 1], noise[i:i + 1])
+        network.per_sample_loss(logits, x[i:i + 1], mu, logvar, spec.sizes).sum().backward()
+        explicit = math.sqrt(sum(float((p.grad ** 2).sum()) for p in module.parameters()))
+        assert norms[i].item() == pytest.approx(explicit, rel=1e-12)
+
+
+# ------------------------------------------------------------ Poisson sampling
+@pytest.mark.parametrize("rnd", ["torch", "csprng"])
+def test_poisson_sampling_batch_sizes_are_binomial(rnd: str) -> None:
+    from scipy import stats
+
+    n, q, runs = 400, 0.05, 2500
+    source = fastdp.TorchRandom(123, torch.device("cpu")) if rnd == "torch" else fastdp.CsprngRandom(torch.device("cpu"))
+    sizes = np.empty(runs, dtype=int)
+    counts = np.zeros(n)
+    pairs = 0
+    for r in range(runs):
+        idx = fastdp.poisson_indices(n, q, source).numpy()
+        assert np.all(np.diff(idx) > 0) and (len(idx) == 0 or (idx[0] >= 0 and idx[-1] < n))
+        sizes[r] = len(idx)
+        counts[idx] += 1
+        pairs += int(np.isin(idx + 1, idx).sum())
+    # batch sizes: chi-square goodness of fit to Binomial(n, q) on pooled cells
+    edges = np.arange(9, 33)
+    observed = np.array([(sizes < 10).sum()] + [(sizes == k).sum() for k in edges[1:-1]] + [(sizes >= 32).sum()])
+    pmf = np.array([stats.binom.cdf(9, n, q)] + [stats.binom.pmf(k, n, q) for k in edges[1:-1]]
+                   + [stats.binom.sf(31, n, q)])
+    assert stats.chisquare(observed, pmf * runs).pvalue > 1e-3
+    assert sizes.var() == pytest.approx(n * q * (1 - q), rel=0.15)
+    # every row has the same inclusion probability, and neighbours are independent
+    assert stats.chisquare(counts).pvalue > 1e-3
+    assert pairs / (runs * (n - 1)) == pytest.approx(q * q, rel=0.15)
+
+
+def test_poisson_sampling_edge_cases() -> None:
+    cpu = fastdp.TorchRandom(0, torch.device("cpu"))
+    assert fastdp.poisson_indices(0, 0.5, cpu).numel() == 0
+    assert fastdp.poisson_indices(5, 1.0, cpu).tolist() == [0, 1, 2, 3, 4]
+    big = fastdp.poisson_indices(3_000_000, 0.001, cpu)  # several rounds of gaps
+    assert 2700 < big.numel() < 3300 and int(big.max()) < 3_000_000
+
+
+# ----------------------------------------------------------------- accounting
+def _pld_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+    import dp_accounting
+    from dp_accounting.pld import pld_privacy_accountant
+
+    acc = pld_privacy_accountant.PLDAccountant()
+    acc.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps)
+    return float(acc.get_epsilon(delta))
+
+
+@pytest.mark.parametrize("target, q, steps", [
+    (1.0, 0.186, 270), pytest.param(4.0, 0.26, 77, marks=pytest.mark.slow),
+    pytest.param(0.3, 0.5, 20, marks=pytest.mark.slow)])
+def test_noise_multiplier_meets_the_target_and_matches_google_pld(target: float, q: float, steps: int) -> None:
+    """PRV (opacus) against Google's PLD accountant (dp-accounting): within 0.01 + 1 % of ε."""
+    pytest.importorskip("dp_accounting")
+    sigma, eps = accounting.noise_multiplier(target, 1e-5, q, steps, "prv")
+    assert 0.98 * target <= eps <= target
+    pld = _pld_epsilon(sigma, q, steps, 1e-5)
+    assert abs(eps - pld) <= 0.01 + 0.01 * pld, (eps, pld)
+    assert accounting.dp_sgd_epsilon(sigma, q, steps, 1e-5, "rdp") >= eps - 1e-9  # RDP is the looser bound
+    # opacus's own search gives the same sigma to its tolerance (0.01 on epsilon); below epsilon = 1 our
+    # PRV slack is smaller (1 % of epsilon), so our sigma may be smaller, never larger
+    from opacus.accountants.utils import get_noise_multiplier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = get_noise_multiplier(target_epsilon=target, target_delta=1e-5, sample_rate=q, steps=steps,
+                                      accountant="prv")
+    assert 0.95 * theirs <= sigma <= 1.02 * theirs
+
+
+def test_budget_too_small_for_the_plan() -> None:
+    with pytest.raises(sh.InvalidParameterError, match="cannot reach epsilon"):
+        accounting.noise_multiplier(1e-9, 1e-5, 1.0, 10, "rdp")
+
+
+def test_fit_spends_at_most_the_budget_and_records_it(fitted: DPVAE) -> None:
+    led = fitted.ledger_
+    count, sgd = led.entries
+    assert count.mechanism == "geometric" and count.delta == 0 and count.epsilon == pytest.approx(0.04)
+    assert sgd.mechanism == "dp_sgd_subsampled_gaussian" and sgd.delta == 1e-6
+    assert sgd.scale == pytest.approx(fitted.noise_multiplier_ * 1.0) and sgd.sensitivity == 1.0
+    total = led.total(fitted.fit_id_)
+    assert 0.97 * 2.0 <= total.epsilon <= 2.0 and total.delta == 1e-6 and total.seeded
+    assert fitted.epsilon_spent_ == pytest.approx(total.epsilon)
+    p = fitted.privacy_
+    assert p["dp_sgd"]["steps_taken"] == p["dp_sgd"]["steps_planned"] == fitted.steps_
+    assert p["dataset_size"]["source"] == "noisy_count"
+    n_hat = p["dataset_size"]["value"]
+    assert abs(n_hat - 1500) < 400 and fitted.sample_rate_ == pytest.approx(128 / n_hat)
+    assert fitted.steps_ == math.ceil(2 / fitted.sample_rate_)
+    # read back independently: the charge is the PRV epsilon of (sigma, q, T)
+    eps = accounting.dp_sgd_epsilon(fitted.noise_multiplier_, fitted.sample_rate_, fitted.steps_, 1e-6, "prv",
+                                    eps_error=0.01)
+    assert sgd.epsilon == pytest.approx(eps, abs=0.011)
+    assert "number of patients" in count.target and str(n_hat) in sgd.target
+    assert led.fits[0]["status"] == "done" and led.fits[0]["accounting"] == "approx_dp"
+
+
+def test_declared_dataset_size_spends_nothing_on_a_count(table: pd.DataFrame) -> None:
+    gen = DPVAE(epsilon=1.0, max_patients=5000, random_state=0, **FAST).fit(table, schema=SMALL)
+    (sgd,) = gen.ledger_.entries
+    assert sgd.mechanism == "dp_sgd_subsampled_gaussian" and 0.98 <= sgd.epsilon <= 1.0
+    assert gen.sample_rate_ == pytest.approx(128 / 5000) and gen.total_ == 5000
+    assert gen.privacy_["dataset_size"] == {"value": 5000, "source": "declared", "epsilon": 0.0}
+    assert "RDP accountant" in sgd.library
+
+
+def test_charged_before_training_so_a_crash_leaves_a_valid_ledger(
+        table: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(fastdp, "train_fast", crash)
+    path = tmp_path / "ledger.json"
+    with pytest.raises(RuntimeError, match="power cut"):
+        DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL, ledger=path)
+    led = PrivacyLedger.load(path)
+    assert led.fits[0]["status"] == "failed"
+    assert [e.mechanism for e in led.entries] == ["geometric", "dp_sgd_subsampled_gaussian"]
+    assert 0.97 <= led.total().epsilon <= 1.0
+
+
+def test_shared_ledger_refuses_before_the_data(table: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    PrivacyLedger.open(path, PrivacyBudget(1.5, 1e-6))
+    DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL, ledger=path)
+    with pytest.raises(sh.BudgetExceededError, match="No data was accessed"):
+        DPVAE(epsilon=1.0, random_state=1, **FAST).fit(table, schema=SMALL, ledger=path)
+    assert len(PrivacyLedger.load(path).fits) == 1
+
+
+# ------------------------------------------------------------ fit and sample
+def test_sample_format_matches_the_marginal_generators(fitted: DPVAE) -> None:
+    syn = fitted.sample(3000, random_state=1)
+    assert list(syn.columns) == SMALL.names and len(syn) == 3000
+    assert set(syn["sex"].dropna().astype(str)) <= {"F", "M", "other"}
+    assert syn["age"].dropna().between(0, 100).all() and ((syn["visits"] >= 0) & (syn["visits"] <= 4)).all()
+    assert syn.attrs["synthhealth"]["generator"] == "dpvae"
+    default = fitted.sample(random_state=0)
+    assert len(default) == round(fitted.total_)
+    codes = Encoder(SMALL).encode(syn)
+    assert codes.shape == (3000, 5)
+
+
+def test_seeded_fit_is_reproducible(table: pd.DataFrame) -> None:
+    a, b, c = (DPVAE(epsilon=1.0, max_patients=2000, random_state=s, **FAST).fit(table, schema=SMALL)
+               for s in (7, 7, 8))
+    for k, v in a.model_.items():
+        np.testing.assert_array_equal(v, b.model_[k])
+    assert any(not np.array_equal(v, c.model_[k]) for k, v in a.model_.items())
+
+
+def test_save_load_round_trip_safetensors_no_pickle(fitted: DPVAE, tmp_path: Path) -> None:
+    out = fitted.save(tmp_path / "m")
+    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "model.json"]
+    with np.load(out / "arrays.npz", allow_pickle=False) as npz:
+        assert npz.files == ["weights_safetensors"] and npz["weights_safetensors"].dtype == np.uint8
+        blob = npz["weights_safetensors"].tobytes()
+    from safetensors.numpy import load
+
+    weights = load(blob)  # a plain safetensors document
+    assert set(weights) == set(fitted.model_)
+    doc = json.loads((out / "model.json").read_text())
+    assert doc["generator"] == "dpvae" and doc["model"]["weights"]["format"] == "safetensors"
+    assert doc["model"]["spec"]["hidden"] == [16] and doc["params"]["hidden_sizes"] == [16]
+    back = sh.load_model(out)
+    assert type(back) is DPVAE and back.noise_multiplier_ == fitted.noise_multiplier_
+    pd.testing.assert_frame_equal(back.sample(200, random_state=3), fitted.sample(200, random_state=3))
+    assert DPVAE.load(out).steps_ == fitted.steps_
+    # a tampered weight file is refused
+    arr = np.frombuffer(blob, dtype=np.uint8).copy()
+    arr[-1] ^= 1
+    np.savez_compressed(out / "arrays.npz", weights_safetensors=arr)
+    with pytest.raises(sh.InvalidParameterError, match="do not match their hash"):
+        sh.load_model(out)
+
+
+def test_no_data_in_the_saved_model(tmp_path: Path) -> None:
+    t = small_table(600)
+    t["age"] = t["age"].astype(float)
+    t.loc[0, "sex"] = "SENTINEL-CATEGORY"
+    t.loc[1, "age"] = 987.654321
+    gen = DPVAE(epsilon=1.0, random_state=0, **FAST).fit(t, schema=SMALL)
+    out = gen.save(tmp_path / "m")
+    for f in out.iterdir():
+        for needle in (b"SENTINEL", b"987.65"):
+            assert needle not in f.read_bytes()
+    assert gen.spec_.sizes == Encoder(SMALL).shape  # the domain is the schema's
+
+
+def test_opacus_engine_fits_and_is_accounted_the_same(table: pd.DataFrame) -> None:
+    gen = DPVAE(epsilon=1.0, engine="opacus", random_state=0, **FAST).fit(table, schema=SMALL)
+    assert gen.steps_ == math.ceil(2 / gen.sample_rate_)
+    assert "opacus engine" in gen.ledger_.entries[-1].library
+    assert 0.97 <= gen.ledger_.total().epsilon <= 1.0
+    assert gen.sample(10, random_state=0).shape == (10, 5)
+
+
+def test_release_path_uses_the_os_csprng(table: pd.DataFrame) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sh.InsecureRandomnessWarning)
+        gen = DPVAE(epsilon=1.0, **FAST).fit(table, schema=SMALL)
+    assert gen.privacy_["secure_mode"] and not gen.ledger_.seeded
+    assert gen.ledger_.entries[0].library.startswith("opendp")
+    assert "OS CSPRNG" in gen.ledger_.entries[1].library
+    with pytest.warns(sh.InsecureRandomnessWarning, match="not a cryptographically secure sampler"):
+        DPVAE(epsilon=1.0, secure_mode=False, **FAST).fit(table, schema=SMALL)
+
+
+def test_progress_bar_shows_epsilon(table: pd.DataFrame, capsys: pytest.CaptureFixture[str]) -> None:
+    DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL, progress=True)
+    err = capsys.readouterr().err
+    assert "DPVAE" in err and "epsilon=" in err
+
+
+def test_numpy_sampler_matches_the_torch_decoder() -> None:
+    spec = network.VAESpec((3, 4, 2), (6,), 2)
+    module = network.build_module(spec, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weights = {f"{name}.{k}": getattr(la, k).detach().numpy()
+               for name, la in zip(network.layer_names(spec), [*module.encoder, *module.decoder], strict=True)
+               for k in ("weight", "bias")}
+    z = torch.zeros((1, 2), dtype=torch.float64)
+    h = z
+    for i, la in enumerate(module.decoder):
+        h = la(h) if i == len(module.decoder) - 1 else torch.relu(la(h))
+    probs = [torch.softmax(b, dim=1)[0].detach().numpy() for b in torch.split(h, [3, 4, 2], dim=1)]
+    # with z fixed at 0 the sampler's frequencies follow the decoder's softmax
+    rng = np.random.default_rng(0)
+
+    class ZeroLatent:
+        def standard_normal(self, shape):  # type: ignore[no-untyped-def]
+            return np.zeros(shape)
+
+        def random(self, shape):  # type: ignore[no-untyped-def]
+            return rng.random(shape)
+
+    codes = network.sample_codes(spec, weights, 20000, ZeroLatent())  # type: ignore[arg-type]
+    for j, p in enumerate(probs):
+        freq = np.bincount(codes[:, j], minlength=len(p)) / 20000
+        np.testing.assert_allclose(freq, p, atol=0.015)
