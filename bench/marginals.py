@@ -208,6 +208,9 @@ def _schema_for(name: str, attrs: Sequence[str] | None) -> Any:
 
 def worker(job_path: str) -> None:
     """Child side: fit one synthhealth generator and write ``result.json`` (+ sample codes)."""
+    # A parent started in the background (nohup, `&`) passes SIGINT on as ignored, and Python then
+    # keeps ignoring it: restore the KeyboardInterrupt that the parent's timeout relies on.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     job = FitJob(**json.loads(Path(job_path).read_text()))
     out_dir = Path(job.out_dir)
     t0 = time.perf_counter()
@@ -219,6 +222,7 @@ def worker(job_path: str) -> None:
 
     import_s = time.perf_counter() - t0
     peak_imports = peak_rss_mb()
+    sources = fingerprint(source_hashes())
     schema = _schema_for(job.schema, job.attrs)
     table = pd.read_parquet(job.train)
     if job.attrs:
@@ -250,7 +254,8 @@ def worker(job_path: str) -> None:
             text = f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}"
             if text not in caught:
                 caught.append(text)
-    info: dict[str, Any] = {"spent": str(gen.ledger_.total()), "rows": len(table), "attributes": len(schema),
+    info: dict[str, Any] = {"sources": sources, "spent": str(gen.ledger_.total()),
+                            "rows": len(table), "attributes": len(schema),
                             "import_s": import_s, "peak_fit_mb": peak_fit, "interrupted": interrupted,
                             "rho_spent_fraction": gen.ledger_.spent_rho() / gen.budget_.rho,
                             "measurements": len(gen.ledger_.entries)}
@@ -574,28 +579,27 @@ def verdict(rows: Sequence[Row], epsilons: Sequence[float]) -> list[str]:
     """One line per target of the issue and synthhealth method (means over seeds)."""
     out = ["| method | target | measured | verdict |", "|---|---|---|---|"]
     for label in OUR_METHODS.values():
-        checks: list[tuple[str, float, float]] = []
+        # (text, measured, limit, higher is better, format)
+        checks: list[tuple[str, float, float, bool, str]] = []
         for eps, target in TARGET_TVD2.items():
             if eps in epsilons:
                 checks.append((f"mean 2-way TVD ≤ {target:.3f} at ε = {_eps(eps)}",
-                               _group_mean(rows, label, eps, "tvd2_mean"), target))
+                               _group_mean(rows, label, eps, "tvd2_mean"), target, False, ".3f"))
         if 1.0 in epsilons:
-            checks.append((f"TSTR AUROC LR ≥ {TARGET_AUROC_EPS1} at ε = 1", -_group_mean(rows, label, 1.0, "auc_lr"),
-                           -TARGET_AUROC_EPS1))
-            checks.append((f"TSTR AUROC HGB ≥ {TARGET_AUROC_EPS1} at ε = 1",
-                           -_group_mean(rows, label, 1.0, "auc_hgb"), -TARGET_AUROC_EPS1))
+            for key, name in (("auc_lr", "LR"), ("auc_hgb", "HGB")):
+                checks.append((f"TSTR AUROC {name} ≥ {TARGET_AUROC_EPS1} at ε = 1",
+                               _group_mean(rows, label, 1.0, key), TARGET_AUROC_EPS1, True, ".3f"))
         for eps in epsilons:
             checks.append((f"fit ≤ {TARGET_FIT_S:g} s at ε = {_eps(eps)}", _group_mean(rows, label, eps, "fit_s"),
-                           TARGET_FIT_S))
+                           TARGET_FIT_S, False, ".1f"))
             checks.append((f"peak RSS ≤ {TARGET_PEAK_MB:g} MB at ε = {_eps(eps)}",
-                           _group_mean(rows, label, eps, "peak_mb"), TARGET_PEAK_MB))
-        for text, value, limit in checks:
+                           _group_mean(rows, label, eps, "peak_mb"), TARGET_PEAK_MB, False, ",.0f"))
+        for text, value, limit, higher, fmt in checks:
             if not math.isfinite(value):
                 out.append(f"| {label} | {text} | — | not measured |")
                 continue
-            shown = abs(value)
-            shown_s = f"{shown:.3f}" if shown < 2 else f"{shown:,.1f}"
-            out.append(f"| {label} | {text} | {shown_s} | {'PASS' if value <= limit else 'FAIL'} |")
+            ok = value >= limit if higher else value <= limit
+            out.append(f"| {label} | {text} | {value:{fmt}} | {'PASS' if ok else 'FAIL'} |")
     return out
 
 
@@ -667,15 +671,19 @@ def _git_rev() -> str:
         return "?"
 
 
-def source_fingerprint() -> str:
-    """Short hash of the package's ``.py`` sources (other people edit them while this runs)."""
+def source_hashes() -> dict[str, str]:
+    """sha256 of each ``.py`` file of the package (other people edit them while this runs)."""
     import hashlib
 
-    h = hashlib.sha256()
-    for path in sorted((REPO_DIR / "synthhealth").rglob("*.py")):
-        h.update(str(path.relative_to(REPO_DIR)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]
+    return {str(p.relative_to(REPO_DIR)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((REPO_DIR / "synthhealth").rglob("*.py"))}
+
+
+def fingerprint(hashes: dict[str, str]) -> str:
+    """One short hash of :func:`source_hashes`."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _floats(text: str) -> list[float]:
@@ -982,7 +990,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     rep = Report()
     started = time.perf_counter()
-    args.fingerprint = source_fingerprint()
+    start_hashes = source_hashes()
+    args.fingerprint = fingerprint(start_hashes)
     raw: dict[str, Any] = {"args": {k: v for k, v in vars(args).items() if k != "worker"}}
     _header(rep, args)
     sections: dict[str, Callable[[Report, argparse.Namespace, dict[str, Any]], None]] = {
@@ -997,11 +1006,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sections[name](rep, args, raw)
     rep.emit("## Anchors (from `../shared/anchors/flchain.md`, measured on a 2-core machine; not re-measured)", "",
              *anchor_table(), "")
-    end_print = source_fingerprint()
+    end_hashes = source_hashes()
+    changed = sorted(p for p in set(start_hashes) | set(end_hashes) if start_hashes.get(p) != end_hashes.get(p))
     rep.emit(f"- load at end: `{_uptime()}`", f"- total run time: {(time.perf_counter() - started) / 60:.1f} min",
-             f"- synthhealth sources at end: `{end_print}`" + (
-                 "" if end_print == args.fingerprint else " (**changed during the run**: other developers edited "
-                 "the package; fits before and after the change ran different code)"), "")
+             f"- synthhealth sources at end: `{fingerprint(end_hashes)}`" + (
+                 f" (**changed during the run**, by other developers: {', '.join(changed)}; each fit's raw JSON "
+                 "holds the fingerprint of the sources it imported)" if changed else " (unchanged)"), "")
     if args.save:
         path = Path(args.save) if args.save != "auto" else \
             RESULTS_DIR / f"marginals-{_dt.date.today().isoformat()}{'-quick' if args.quick else ''}.md"
