@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, fhir, privacy
+from . import datasets, fhir, privacy, report
 from .exceptions import (
     AccountingError,
     BudgetExceededError,
@@ -33,6 +33,7 @@ from .exceptions import (
 )
 from .generators import AIM, DPVAE, MST, load_model
 from .privacy import PrivacyBudget, PrivacyLedger
+from .report import Report
 from .schema import Attribute, PatientSchema, bundled_schemas, load_schema, schema_path
 from .transform import FlattenReport, flatten, read_table, report_of, write_table
 
@@ -47,8 +48,10 @@ __all__ = [
     "MST",
     "PrivacyBudget",
     "PrivacyLedger",
+    "Report",
     "load_model",
     "privacy",
+    "report",
     "AccountingError",
     "Attribute",
     "BudgetExceededError",

@@ -64,31 +64,41 @@ def main(debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
 def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
-    """Run the pipeline on the bundled demo data (150 synthetic Synthea patients).
+    """Run the whole pipeline on the bundled demo data (150 synthetic Synthea patients).
 
-    Reads FHIR, flattens to one bounded row per patient, fits AIM with (epsilon, 1e-6)-DP at the
-    patient level, samples a synthetic table and writes it as synthetic FHIR R4 (Bulk NDJSON). The
-    privacy and utility report comes in a later release.
+    Reads FHIR, flattens to one bounded row per patient, holds out a third of the patients, fits
+    AIM with (epsilon, 1e-6)-DP at the patient level on the rest, samples a synthetic table, writes
+    it as synthetic FHIR R4 (Bulk NDJSON), and builds the privacy and utility report.
     """
     import warnings
+
+    import numpy as np
 
     t0 = time.perf_counter()
     click.secho("synthhealth demo", bold=True)
     schema = sh.load_schema("core-patient")
-    click.echo(f"[1/6] schema   core-patient v{schema.version}: {len(schema)} attributes, "
+    click.echo(f"[1/8] schema   core-patient v{schema.version}: {len(schema)} attributes, "
                f"domain of {schema.domain_size():.3g} cells, hash {schema.hash[:12]}")
     src = sh.datasets.demo_fhir_path()
     reader = sh.fhir.read(src, progress=not quiet)
     table = sh.flatten(reader, schema)
     stats = reader.stats
-    click.echo(f"[2/6] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
+    click.echo(f"[2/8] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
                f"({stats.bytes_read / 1e6:.0f} MB of JSON)")
     out.mkdir(parents=True, exist_ok=True)
     real_path = sh.write_table(table, out / "real-patients.parquet")
-    report = sh.report_of(table)
-    assert report is not None
-    click.echo(f"[3/6] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
-    click.echo("      " + report.summary().replace("\n", "\n      "))
+    flat = sh.report_of(table)
+    assert flat is not None
+    click.echo(f"[3/8] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
+    click.echo("      " + flat.summary().replace("\n", "\n      "))
+    perm = np.random.default_rng(seed).permutation(len(table))
+    n_hold = len(table) // 3
+    holdout = table.iloc[np.sort(perm[:n_hold])].reset_index(drop=True)
+    train = table.iloc[np.sort(perm[n_hold:])].reset_index(drop=True)
+    sh.write_table(train, out / "real-train.parquet")
+    sh.write_table(holdout, out / "real-holdout.parquet")
+    click.echo(f"[4/8] split    {len(train)} patients for fitting, {len(holdout)} held out for the report "
+               f"-> {out / 'real-train.parquet'}, {out / 'real-holdout.parquet'}")
     t_fit = time.perf_counter()
     ledger_path = out / "ledger.json"
     if ledger_path.exists():
@@ -96,29 +106,34 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     gen = sh.AIM(epsilon=epsilon, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
-        gen.fit(table, schema=schema, ledger=ledger_path, progress=not quiet)
+        gen.fit(train, schema=schema, ledger=ledger_path, progress=not quiet)
     model_path = gen.save(out / "model", overwrite=True)
     spent = gen.ledger_.total(gen.fit_id_)
-    click.echo(f"[4/6] fit      AIM in {time.perf_counter() - t_fit:.1f} s, {gen.rounds_} rounds, "
+    click.echo(f"[5/8] fit      AIM in {time.perf_counter() - t_fit:.1f} s, {gen.rounds_} rounds, "
                f"{spent.n_entries} noisy measurements -> {model_path}")
     click.echo(f"      spent epsilon={spent.epsilon:.3g}, delta={spent.delta:.0e} (rho={spent.rho:.4g}), unit: patient"
                + ("; SEEDED: not for release" if spent.seeded else ""))
-    synth = gen.sample(len(table), random_state=seed)
+    synth = gen.sample(len(train), random_state=seed)
     synth_path = sh.write_table(synth, out / "synthetic-patients.parquet")
-    click.echo(f"[5/6] sample   {len(synth)} synthetic patients -> {synth_path}")
+    click.echo(f"[6/8] sample   {len(synth)} synthetic patients -> {synth_path}")
     report_w = sh.fhir.write(synth, schema, out / "synthetic-fhir", random_state=seed,
                              source=f"urn:synthhealth:demo:{gen.fit_id_}", overwrite=True)
     refs = sh.fhir.check_references(report_w.path)
-    click.echo(f"[6/6] fhir     {report_w.n_patients} synthetic patients, {report_w.n_resources:,} FHIR R4 resources "
+    click.echo(f"[7/8] fhir     {report_w.n_patients} synthetic patients, {report_w.n_resources:,} FHIR R4 resources "
                f"(Bulk NDJSON) -> {report_w.path}; " + ("references OK" if refs.ok else refs.summary()))
+    t_rep = time.perf_counter()
+    rep = sh.Report.build(real=train, holdout=holdout, synthetic=synth, model=gen, random_state=seed,
+                          progress=not quiet)
+    paths = rep.save(out / "report")
+    rep.save(out / "report", release=True)
+    click.echo(f"[8/8] report   attacks, utility and bias checks in {time.perf_counter() - t_rep:.1f} s "
+               f"-> {paths['html']}")
     click.echo("")
-    cols = ["sex", "age", "diabetes", "hypertension", "bmi", "n_encounters_5y"]
-    click.echo(synth[cols].head(5).to_string())
+    _print_report_summary(rep)
     click.echo("")
-    click.echo("real vs synthetic (share):  " + ", ".join(
-        f"{c} {table[c].mean():.2f}/{synth[c].astype('boolean').mean():.2f}"
-        for c in ("diabetes", "hypertension", "deceased")))
-    click.secho("The privacy and utility report is not built yet: the demo stops at the synthetic FHIR.", fg="yellow")
+    click.echo(f"synthetic FHIR: {report_w.path}")
+    click.echo(f"report:         {paths['html']} (internal review), {out / 'report' / 'report-release.html'} "
+               "(shareable)")
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")
 
 
@@ -284,6 +299,127 @@ def sample(model: Path, n: int | None, output: Path, fmt: str, bundle_type: str,
 
 
 # -------------------------------------------------------------------------- schema
+# ------------------------------------------------------------------ split / report
+@main.command()
+@click.option("--schema", "-s", "schema_src", required=True, help="Schema YAML file or bundled schema name.")
+@click.option("--data", "-d", required=True, multiple=True,
+              help="Real data: a table (.csv/.parquet) or FHIR files/folders (repeatable).")
+@click.option("--holdout-frac", type=float, default=0.2, show_default=True,
+              help="Share of patients kept out of fitting, for the report's attacks and utility.")
+@click.option("--train-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the training patients (.parquet or .csv).")
+@click.option("--holdout-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the holdout patients (.parquet or .csv).")
+@click.option("--seed", type=int, default=None, help="Seed of the random split.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_errors
+def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out: Path, holdout_out: Path,
+          seed: int | None, quiet: bool) -> None:
+    """Split real patients at random into a training set and a holdout set (before fitting).
+
+    Fit the generator on the training set only; the report compares the synthetic data with the
+    holdout patients the generator never saw. Both files hold REAL data: keep them private.
+    """
+    import numpy as np
+
+    if not 0.0 < holdout_frac < 1.0:
+        raise sh.InvalidParameterError(f"The '--holdout-frac' option must be in (0, 1). Got {holdout_frac} instead.")
+    schema = sh.load_schema(schema_src)
+    table = _load_data(data, schema, quiet)
+    n = len(table)
+    n_hold = int(round(n * holdout_frac))
+    if n_hold < 1 or n_hold >= n:
+        raise sh.InvalidParameterError(
+            f"The '--holdout-frac' option leaves an empty side with {n} patients. Got {holdout_frac} instead.")
+    perm = np.random.default_rng(seed).permutation(n)
+    hold = table.iloc[np.sort(perm[:n_hold])].reset_index(drop=True)
+    train = table.iloc[np.sort(perm[n_hold:])].reset_index(drop=True)
+    sh.write_table(train, train_out)
+    sh.write_table(hold, holdout_out)
+    click.echo(f"split {n} patients: {len(train)} for training -> {train_out}, {len(hold)} held out -> "
+               f"{holdout_out} (REAL data: keep both private)")
+
+
+@main.command()
+@click.option("--schema", "-s", "schema_src", default=None,
+              help="Schema YAML file or bundled schema name (default: the model's schema).")
+@click.option("--real", "-r", required=True, multiple=True,
+              help="The real training patients: a table or FHIR files/folders (repeatable).")
+@click.option("--holdout", required=True, multiple=True,
+              help="Real patients never used for fitting: a table or FHIR (repeatable).")
+@click.option("--synthetic", required=True, multiple=True,
+              help="The synthetic data: a table or synthetic FHIR (repeatable).")
+@click.option("--model", "-m", "model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="The model folder (its ledger gives the privacy guarantee).")
+@click.option("--ledger", "-l", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A privacy ledger file (default: the model's ledger).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Report folder (report.json, report.html, report.pdf).")
+@click.option("--release", is_flag=True,
+              help="Also write the shareable release variant (no statistic of the real data).")
+@click.option("--shadow", is_flag=True, help="Run the shadow-model attack (slow; needs --model).")
+@click.option("--collapse-generations", type=int, default=0, show_default=True,
+              help="Generations of the recursive-generation (model collapse) test; needs --model.")
+@click.option("--thresholds", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML file of {metric pattern: {pass_at, warn_at, better, measure}} overriding the defaults.")
+@click.option("--n-attacks", type=int, default=500, show_default=True, help="Attacks per re-identification risk.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["json", "html", "pdf"]),
+              help="Formats to write (repeatable; default: all three).")
+@click.option("--seed", type=int, default=None, help="Seed of the attacks' and bootstraps' sampling.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_errors
+def report(schema_src: str | None, real: tuple[str, ...], holdout: tuple[str, ...], synthetic: tuple[str, ...],
+           model_path: Path | None, ledger: Path | None, output: Path, release: bool, shadow: bool,
+           collapse_generations: int, thresholds: Path | None, n_attacks: int, formats: tuple[str, ...],
+           seed: int | None, quiet: bool) -> None:
+    """Build the privacy and utility report of a synthetic dataset.
+
+    Without --model (or --ledger) the privacy-guarantee section says that no guarantee is known;
+    the attacks still run.
+    """
+    import yaml
+
+    model = sh.load_model(model_path) if model_path is not None else None
+    if schema_src is not None:
+        schema = sh.load_schema(schema_src)
+    elif model is not None:
+        schema = model.schema_
+    else:
+        raise sh.InvalidParameterError("The '--schema' option is required without '--model'.")
+    if (shadow or collapse_generations) and model is None:
+        raise sh.InvalidParameterError("The '--shadow' and '--collapse-generations' options need '--model'.")
+    th = None
+    if thresholds is not None:
+        try:
+            th = sh.report.load_thresholds(yaml.safe_load(thresholds.read_text(encoding="utf-8")) or {})
+        except yaml.YAMLError as exc:
+            raise sh.InvalidParameterError(f"The '--thresholds' file {thresholds} is not valid YAML: {exc}") from None
+    tables = {name: _load_data(src, schema, quiet) for name, src in
+              (("real", real), ("holdout", holdout), ("synthetic", synthetic))}
+    t0 = time.perf_counter()
+    rep = sh.Report.build(real=tables["real"], holdout=tables["holdout"], synthetic=tables["synthetic"],
+                          schema=schema, model=model, ledger=ledger, thresholds=th, shadow=shadow,
+                          collapse_generations=collapse_generations, n_attacks=n_attacks, random_state=seed,
+                          progress=not quiet)
+    fmts = formats or ("json", "html", "pdf")
+    paths = rep.save(output, formats=fmts)
+    if release:
+        paths.update({f"release {k}": v for k, v in rep.save(output, formats=fmts, release=True).items()})
+    _print_report_summary(rep)
+    click.echo(f"report built in {time.perf_counter() - t0:.1f} s:")
+    for k, p in paths.items():
+        click.echo(f"  {k:<12} {p}")
+
+
+def _print_report_summary(rep: Any) -> None:
+    colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(rep.verdict, None)
+    click.secho(f"verdict: {rep.verdict.upper()} — {rep.doc['summary']['headline']}", fg=colour, bold=True)
+    for line in rep.summary().splitlines():
+        click.echo(f"  {line}")
+    for w in rep.doc.get("warnings", [])[:5]:
+        click.secho(f"  warning: {w}", fg="yellow")
+
+
 @main.group()
 def schema() -> None:
     """Work with patient schemas."""

@@ -171,6 +171,11 @@ class BaseGenerator:
         led.end_fit(fit_id, "done")
         self.seeded_ = noise.seeded
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        # scikit-learn's convention: a seeded estimator is reproducible end to end, so sample()
+        # without its own random_state continues a stream derived from the constructor's seed
+        self._sample_rng = (np.random.default_rng([int(self.random_state), 0x53414D50])
+                            if isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool)
+                            else None)
         return self
 
     def _validate_extra_params(self) -> None:
@@ -203,7 +208,9 @@ class BaseGenerator:
             Number of synthetic patients. Default: the model's noisy estimate of the number of
             real patients.
         random_state : None, int or Generator
-            Randomness of the sampling itself.
+            Randomness of the sampling itself. ``None``: when the generator was built with an integer
+            ``random_state``, a stream derived from it (repeated runs of the same script give the same
+            samples); otherwise fresh entropy.
 
         Returns
         -------
@@ -214,7 +221,8 @@ class BaseGenerator:
         if n is None:
             n = max(1, int(round(self.total_)))
         n = check_positive_int(n, "n", f"{type(self).__name__}.sample")
-        rng = check_random_state(random_state)
+        seeded_stream = getattr(self, "_sample_rng", None)
+        rng = seeded_stream if random_state is None and seeded_stream is not None else check_random_state(random_state)
         codes = self._sample_codes(n, rng)
         table = self.encoder_.decode(codes, rng)
         table.attrs["synthhealth"] = {"kind": "synthetic", "generator": self.name, "schema_hash": self.schema_.hash,

@@ -37,16 +37,70 @@ def test_demo(runner: CliRunner, tmp_path: Path) -> None:
     res = runner.invoke(main, ["demo", "-q", "--seed", "0", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "150 Bundles, 46,543 resources, 150 patients" in res.output
+    assert "[4/8] split    100 patients for fitting, 50 held out" in res.output
     assert "spent epsilon=1, delta=1e-06" in res.output and "SEEDED: not for release" in res.output
     n_cols = len(sh.load_schema("core-patient"))
     assert pd.read_parquet(out / "real-patients.parquet").shape == (150, n_cols)
     synth = pd.read_parquet(out / "synthetic-patients.parquet")
-    assert synth.shape == (150, n_cols)
+    assert synth.shape == (100, n_cols)
     model = sh.load_model(out / "model")
     assert model.ledger_.total().epsilon == pytest.approx(1.0)
-    assert "[6/6] fhir     150 synthetic patients" in res.output and "references OK" in res.output
+    assert "[7/8] fhir     100 synthetic patients" in res.output and "references OK" in res.output
+    # the report, with the three-line summary; seeded noise makes the verdict FAIL (not for release)
+    assert "[8/8] report" in res.output and "verdict: FAIL" in res.output
+    assert "ε spent: 1 (δ = 1e-06), unit: patient — SEEDED, not for release" in res.output
+    assert "attacks: " in res.output and "utility: " in res.output
+    for name in ("report.json", "report.html", "report.pdf", "report-release.json", "report-release.html"):
+        assert (out / "report" / name).stat().st_size > 1000, name
+    rep = sh.Report.load(out / "report")
+    assert rep.metric("guarantee.epsilon")["value"] == pytest.approx(1.0)
     res = runner.invoke(main, ["validate", str(out / "synthetic-fhir"), "-q"])
     assert res.exit_code == 0 and "all resources valid" in res.output, res.output
+
+
+def test_split_fit_sample_report(runner: CliRunner, tmp_path: Path) -> None:
+    data = tmp_path / "flchain.parquet"
+    sh.write_table(sh.datasets.load_flchain().sample(1200, random_state=0), data)
+    train, hold = tmp_path / "train.parquet", tmp_path / "holdout.parquet"
+    res = runner.invoke(main, ["split", "-s", "flchain", "-d", str(data), "--holdout-frac", "0.25",
+                               "--train-out", str(train), "--holdout-out", str(hold), "--seed", "0", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "split 1200 patients: 900 for training" in res.output and "300 held out" in res.output
+    assert len(pd.read_parquet(train)) == 900 and len(pd.read_parquet(hold)) == 300
+    res = runner.invoke(main, ["fit", "-s", "flchain", "-d", str(train), "-g", "mst", "-e", "1", "--seed", "0",
+                               "-o", str(tmp_path / "model"), "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["sample", str(tmp_path / "model"), "-n", "900", "-o", str(tmp_path / "syn.parquet"),
+                               "--seed", "0"])
+    assert res.exit_code == 0, res.output
+    th = tmp_path / "th.yaml"
+    th.write_text("utility.tvd1.mean: {pass_at: 0.5, warn_at: 0.6}\n")
+    out = tmp_path / "report"
+    res = runner.invoke(main, ["report", "--real", str(train), "--holdout", str(hold), "--synthetic",
+                               str(tmp_path / "syn.parquet"), "--model", str(tmp_path / "model"), "-o", str(out),
+                               "--release", "--thresholds", str(th), "--format", "json", "--format", "html",
+                               "--seed", "0", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "verdict: " in res.output and "ε spent: 1 (δ = 1e-06)" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["report-release.html", "report-release.json", "report.html",
+                                                     "report.json"]
+    rep = sh.Report.load(out)
+    assert {c["metric"]: c["verdict"] for c in rep.checks}["utility.tvd1.mean"] == "pass"
+    assert rep.doc["meta"]["n_train"] == 900 and rep.doc["meta"]["generator"] == "MST"
+    # without a model: no guarantee known, attacks still run
+    res = runner.invoke(main, ["report", "-s", "flchain", "--real", str(train), "--holdout", str(hold),
+                               "--synthetic", str(tmp_path / "syn.parquet"), "-o", str(tmp_path / "r2"),
+                               "--format", "json", "-q"])
+    assert res.exit_code == 0, res.output
+    rep2 = sh.Report.load(tmp_path / "r2")
+    assert "no formal guarantee" in res.output and rep2.verdict == "fail"
+    assert "attacks.dcr.auc" in rep2.metrics()
+    res = runner.invoke(main, ["report", "--real", str(train), "--holdout", str(hold), "--synthetic", str(train),
+                               "-o", str(tmp_path / "r3")])
+    assert res.exit_code == 2 and "error: The '--schema' option is required without '--model'." in res.output
+    res = runner.invoke(main, ["split", "-s", "flchain", "-d", str(data), "--holdout-frac", "1.5",
+                               "--train-out", str(train), "--holdout-out", str(hold)])
+    assert res.exit_code == 2 and "'--holdout-frac' option must be in (0, 1). Got 1.5" in res.output
 
 
 def test_fit_and_sample(runner: CliRunner, tmp_path: Path) -> None:

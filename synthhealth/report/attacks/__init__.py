@@ -1,0 +1,1 @@
+"""Empirical privacy attacks on synthetic data (membership inference, anonymeter-style risks)."""

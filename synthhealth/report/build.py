@@ -1,0 +1,580 @@
+"""``Report``: build the privacy and utility report, save it as JSON, HTML and PDF.
+
+The report has four parts, each a :class:`~synthhealth.report.model.Section`:
+
+1. the privacy **guarantee** read from the ledger (nothing learned from the data);
+2. empirical **attacks** on the released synthetic data (membership inference by distance,
+   density and shadow models; singling out, linkability and inference risks);
+3. **utility** against the real holdout data (distributions, 2-way marginals, k-marginal score,
+   pMSE, train-on-synthetic/test-on-real, CI overlap, survival curves, prevalence);
+4. **bias and collapse** (subgroups, rare categories, coverage, recursive generation).
+
+and a summary of every check against its threshold with an overall verdict. Parts 2–4 use real
+data: the full report is for internal review. ``save(..., release=True)`` writes the shareable
+variant that keeps only the guarantee and descriptions of the synthetic data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_positive_int, check_random_state
+from ..exceptions import InsecureRandomnessWarning, InvalidParameterError, SynthHealthError
+from ..privacy.ledger import PrivacyLedger
+from ..schema.model import PatientSchema
+from .data import ReportData
+from .guarantee import guarantee_section
+from .model import Check, Figure, Metric, Section, jsonable
+from .verdict import PRIVACY_PREFIXES, Threshold, judge, overall
+
+__all__ = ["Report", "REPORT_FORMAT", "REPORT_FORMAT_VERSION", "FitSample"]
+
+REPORT_FORMAT = "synthhealth-report"
+REPORT_FORMAT_VERSION = 1
+
+FitSample = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
+
+INTERNAL_NOTICE = ("INTERNAL REVIEW: this report contains statistics of the real patient data (no records). "
+                   "Do not share it outside the review; share the release version instead.")
+RELEASE_NOTICE = ("RELEASE VERSION: contains only the differential-privacy guarantee and descriptions of the "
+                  "synthetic data; no statistic of the real data.")
+SEEDED_NOTICE = ("NOT FOR RELEASE: the privacy noise was seeded (reproducible), so the differential-privacy "
+                 "guarantee does not hold.")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _as_list(x: Any) -> list[Any]:
+    if x is None:
+        return []
+    if isinstance(x, (Metric, Figure)):
+        return [x]
+    return list(x)
+
+
+def _split(result: Any) -> tuple[list[Metric], list[Figure]]:
+    """Normalise a metric function's result: (metrics, figures) with figures a Figure or a list."""
+    if isinstance(result, tuple) and len(result) == 2:
+        ms, fs = result
+        return _as_list(ms), _as_list(fs)
+    items = _as_list(result)
+    return [m for m in items if isinstance(m, Metric)], [f for f in items if isinstance(f, Figure)]
+
+
+def model_fit_sample(model: Any) -> FitSample:
+    """A budget-free ``fit_sample(table, rng)`` that re-fits a fresh copy of ``model``'s generator.
+
+    Used by the shadow-model attack (on holdout data) and the collapse test (on synthetic data):
+    neither touches the protected training data, so the fresh in-memory ledgers they create are
+    not charged to the real ledger. Uses only the public generator API (``get_params``, ``fit``,
+    ``sample``, ``schema_``).
+    """
+    for attr in ("get_params", "fit", "sample", "schema_"):
+        if not hasattr(model, attr):
+            raise InvalidParameterError(
+                f"The 'model' parameter must be a fitted synthhealth generator (missing {attr!r}). "
+                f"Got {type(model).__name__} instead.")
+    params = dict(model.get_params())
+    schema = model.schema_
+
+    def fit_sample(table: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        seed = int(rng.integers(2**31 - 1))
+        gen = type(model)(**{**params, "random_state": seed})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRandomnessWarning)
+            try:
+                gen.fit(table, schema=schema, progress=False)
+            except TypeError:  # a generator without a progress option
+                gen.fit(table, schema=schema)
+        return gen.sample(len(table), random_state=seed + 1)
+
+    return fit_sample
+
+
+def _synthetic_section(data: ReportData, max_figures: int = 12) -> Section:
+    """Descriptions computed from the synthetic data only (kept in the release version)."""
+    sec = Section("synthetic", "The synthetic data",
+                  intro="What the released synthetic data contains. Everything in this section is computed from "
+                        "the synthetic data alone, so it is covered by the privacy guarantee (post-processing).")
+    syn = data.codes("synthetic")
+    sec.facts = [("Synthetic patients", f"{len(syn):,}"), ("Attributes", str(len(data.names))),
+                 ("Schema", f"{data.schema.name} {data.schema.version}")]
+    for j, name in enumerate(data.names[:max_figures]):
+        freq = np.bincount(syn[:, j], minlength=data.sizes[j]) / max(len(syn), 1)
+        labels = data.labels(name)
+        sec.figures.append(Figure(f"synthetic.marginal.{name}", f"{name} (synthetic)", "bars",
+                                  {"categories": labels, "series": {"synthetic": freq.tolist()}},
+                                  caption="Share of synthetic patients in each state.", real_data=False))
+    if len(data.names) > max_figures:
+        sec.notes.append(f"Distributions of the first {max_figures} of {len(data.names)} attributes are shown.")
+    return sec
+
+
+class Report:
+    """The privacy and utility report of one synthetic dataset.
+
+    Build one with :meth:`Report.build`; save it with :meth:`save` (``report.json``,
+    ``report.html``, ``report.pdf``); reload a saved one with :meth:`load`.
+
+    Examples
+    --------
+    >>> import synthhealth as sh
+    >>> schema = sh.load_schema("flchain")
+    >>> t = sh.datasets.load_flchain().sample(1200, random_state=0).reset_index(drop=True)
+    >>> train, holdout = t.iloc[:800], t.iloc[800:]
+    >>> gen = sh.MST(epsilon=1.0, random_state=0).fit(train, schema=schema, progress=False)
+    >>> rep = sh.Report.build(real=train, holdout=holdout, synthetic=gen.sample(800, random_state=0),
+    ...                       model=gen, random_state=0, progress=False)
+    >>> rep.verdict in ("pass", "warn", "fail")
+    True
+    """
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        if not isinstance(doc, dict) or doc.get("format") != REPORT_FORMAT:
+            raise InvalidParameterError("The 'doc' parameter of Report must be a synthhealth report document.")
+        if doc.get("format_version") != REPORT_FORMAT_VERSION:
+            raise InvalidParameterError(
+                f"report format version {doc.get('format_version')!r} is not supported; this release reads "
+                f"version {REPORT_FORMAT_VERSION}.")
+        self.doc = doc
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(
+        cls,
+        *,
+        real: pd.DataFrame,
+        holdout: pd.DataFrame,
+        synthetic: pd.DataFrame,
+        schema: PatientSchema | None = None,
+        ledger: PrivacyLedger | str | os.PathLike[str] | None = None,
+        model: Any = None,
+        thresholds: Mapping[str, Threshold] | None = None,
+        shadow: bool = False,
+        fit_sample: FitSample | None = None,
+        collapse_generations: int = 0,
+        n_attacks: int = 500,
+        max_targets: int = 2000,
+        n_boot: int = 200,
+        title: str | None = None,
+        random_state: Any = None,
+        progress: bool = True,
+        strict: bool = False,
+    ) -> Report:
+        """Measure everything and return the report.
+
+        Parameters
+        ----------
+        real : DataFrame
+            The real patients the generator was fitted on (training data; "members").
+        holdout : DataFrame
+            Real patients of the same population that the generator never saw.
+        synthetic : DataFrame
+            The synthetic data to assess.
+        schema : PatientSchema, optional
+            The public schema; taken from ``model`` when omitted.
+        ledger : PrivacyLedger or path, optional
+            The privacy ledger of the real data; taken from ``model`` when omitted. Without one, the
+            guarantee section says that no guarantee is known.
+        model : fitted generator, optional
+            The generator that produced ``synthetic`` (for its ledger, schema, and the shadow-model
+            attack and collapse test, which re-fit copies of it on holdout/synthetic data).
+        thresholds : mapping of metric pattern → Threshold, optional
+            Overrides of :data:`synthhealth.report.verdict.DEFAULT_THRESHOLDS`.
+        shadow : bool, default False
+            Run the shadow-model attack (slow: it fits the generator many times on holdout data).
+        fit_sample : callable, optional
+            ``fit_sample(table, rng) -> synthetic table`` for the shadow attack and the collapse test
+            (default: re-fit copies of ``model``).
+        collapse_generations : int, default 0
+            Generations of the recursive-generation ("model collapse") stress test; 0 skips it.
+        n_attacks : int, default 500
+            Attacks per anonymeter-style risk.
+        max_targets : int, default 2000
+            Members and non-members attacked by the membership-inference attacks.
+        n_boot : int, default 200
+            Bootstrap resamples for confidence intervals.
+        title : str, optional
+        random_state : None, int or numpy Generator
+            Seeds the subsampling, attacks and bootstraps (not any privacy noise).
+        progress : bool, default True
+            Show a progress bar.
+        strict : bool, default False
+            Raise when a metric fails to compute (default: record the failure in the report's
+            warnings and go on with the others).
+
+        Returns
+        -------
+        Report
+        """
+        t_start = time.perf_counter()
+        if model is not None:
+            schema = schema if schema is not None else getattr(model, "schema_", None)
+            if ledger is None:
+                ledger = getattr(model, "ledger_", None)
+        if schema is None:
+            raise InvalidParameterError("The 'schema' parameter is required when no fitted 'model' is given.")
+        if isinstance(ledger, (str, os.PathLike)):
+            ledger = PrivacyLedger.load(ledger)
+        if ledger is not None and not isinstance(ledger, PrivacyLedger):
+            raise InvalidParameterError(
+                f"The 'ledger' parameter must be a PrivacyLedger, a path or None. Got {type(ledger).__name__} instead.")
+        collapse_generations = check_positive_int(collapse_generations, "collapse_generations", "Report.build",
+                                                  allow_zero=True)
+        n_attacks = check_positive_int(n_attacks, "n_attacks", "Report.build")
+        max_targets = check_positive_int(max_targets, "max_targets", "Report.build")
+        n_boot = check_positive_int(n_boot, "n_boot", "Report.build")
+        if (shadow or collapse_generations) and fit_sample is None:
+            if model is None:
+                raise InvalidParameterError(
+                    "The shadow-model attack and the collapse test re-fit the generator: give 'model' (a fitted "
+                    "generator) or 'fit_sample'.")
+            fit_sample = model_fit_sample(model)
+        rng = check_random_state(random_state)
+        data = ReportData.from_tables(schema, real, holdout, synthetic)
+        seeds = iter(rng.integers(2**31 - 1, size=64).tolist())
+        generator_name = type(model).__name__ if model is not None else None
+        fit_id = getattr(model, "fit_id_", None) if model is not None else None
+
+        g_sec, g_info = guarantee_section(ledger, schema, generator=generator_name, fit_id=fit_id)
+        claimed = g_info["epsilon"]
+        delta = g_info["delta"] if g_info["delta"] else 1e-6
+
+        from . import bias, utility
+        from .attacks import anonymeter, density, distance
+        from .attacks import shadow as shadow_mod
+
+        steps: list[tuple[str, str, Callable[[], Any]]] = [
+            ("attacks", "distance to closest record", lambda: distance.dcr_attack(
+                data, max_targets=max_targets, random_state=next(seeds), delta=delta)),
+            ("attacks", "density ratio (DOMIAS)", lambda: density.density_attack(
+                data, max_targets=max_targets, random_state=next(seeds), delta=delta)),
+            ("attacks", "singling out, linkability, inference", lambda: anonymeter.anonymeter_risks(
+                data, n_attacks=n_attacks, random_state=next(seeds))),
+        ]
+        if shadow:
+            assert fit_sample is not None
+            fs = fit_sample
+            steps.append(("attacks", "shadow models", lambda: shadow_mod.shadow_attack(
+                data, fs, random_state=next(seeds), delta=delta)))
+        steps += [
+            ("utility", "single-attribute distributions", lambda: utility.marginal_fidelity(data)),
+            ("utility", "2-way marginals", lambda: utility.pairwise_fidelity(data)),
+            ("utility", "3-way marginal score", lambda: utility.k_marginal_score(data, k=3,
+                                                                                random_state=next(seeds))),
+            ("utility", "propensity (pMSE)", lambda: utility.pmse(data, random_state=next(seeds))),
+            ("utility", "train on synthetic, test on real", lambda: utility.tstr(
+                data, random_state=next(seeds), n_boot=n_boot)),
+            ("utility", "regression CI overlap", lambda: utility.ci_overlap(data)),
+            ("utility", "survival curves", lambda: utility.survival_curves(data)),
+            ("utility", "prevalence", lambda: utility.prevalence(data)),
+            ("bias", "subgroups", lambda: bias.subgroup_gaps(data)),
+            ("bias", "rare categories", lambda: bias.rare_categories(data)),
+            ("bias", "coverage", lambda: bias.coverage(data, random_state=next(seeds))),
+        ]
+        if collapse_generations:
+            assert fit_sample is not None
+            fs2 = fit_sample
+            steps.append(("bias", "recursive generation (collapse)", lambda: bias.collapse(
+                data, fs2, generations=collapse_generations, random_state=next(seeds))))
+
+        sections = {
+            "attacks": Section("attacks", "Empirical privacy attacks", intro=(
+                "Real attacks run against the synthetic data, each with its threat model. Members are patients of "
+                "the training data, non-members patients of the holdout data. An attack near chance level is "
+                "reassuring but proves nothing on its own; the guarantee above is the proof. If an attack's "
+                "empirical ε lower bound exceeded the claimed ε, the guarantee would be wrong.")),
+            "utility": Section("utility", "Utility: how well the synthetic data matches the real data", intro=(
+                "The synthetic data is compared with real holdout patients the generator never saw.")),
+            "bias": Section("bias", "Bias, rare categories and collapse", intro=(
+                "The failure modes synthetic data is known for: patient subgroups served worse than others, rare "
+                "categories lost, diversity lost, and decay when synthetic data is re-used to train generators.")),
+        }
+        warn_list: list[str] = []
+        timings: dict[str, float] = {}
+        from tqdm.auto import tqdm
+
+        bar = tqdm(steps, desc="report", unit="step", disable=not progress, leave=False)
+        for part, label, fn in bar:
+            bar.set_postfix_str(label)
+            t0 = time.perf_counter()
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    metrics, figures = _split(fn())
+                for w in caught:
+                    text = f"{label}: {w.category.__name__}: {str(w.message).splitlines()[0][:200]}"
+                    if text not in warn_list:
+                        warn_list.append(text)
+            except InvalidParameterError:
+                raise
+            except Exception as exc:  # one failed metric must not lose the others
+                if strict:
+                    raise
+                warn_list.append(f"{label} could not be computed: {type(exc).__name__}: {str(exc)[:200]}")
+                metrics, figures = [], []
+            timings[label] = round(time.perf_counter() - t0, 3)
+            sections[part].metrics += metrics
+            sections[part].figures += figures
+        bar.close()
+
+        all_metrics = g_sec.metrics + [m for s in sections.values() for m in s.metrics]
+        checks = judge(all_metrics, thresholds, claimed_epsilon=claimed)
+        if g_info["seeded"]:
+            checks.insert(0, Check("guarantee.seeded", "Privacy noise not seeded", None,
+                                   "secure (unseeded) randomness", "fail", SEEDED_NOTICE))
+        if not g_info["has_guarantee"]:
+            checks.insert(0, Check("guarantee.epsilon", "Formal privacy guarantee", None, "a DP ledger is required",
+                                   "fail", "No ledger: no formal privacy guarantee is known for this data."))
+        doc: dict[str, Any] = {
+            "format": REPORT_FORMAT,
+            "format_version": REPORT_FORMAT_VERSION,
+            "meta": {
+                "title": title or f"Privacy and utility report: {schema.name}",
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "synthhealth_version": _version(),
+                "schema": {"name": schema.name, "version": schema.version, "hash": schema.hash},
+                "generator": generator_name,
+                "n_train": len(data.train), "n_holdout": len(data.holdout), "n_synthetic": len(data.synthetic),
+                "release": False, "seeded": bool(g_info["seeded"]),
+                "notices": [INTERNAL_NOTICE] + ([SEEDED_NOTICE] if g_info["seeded"] else []),
+                "settings": {"shadow": shadow, "collapse_generations": collapse_generations, "n_attacks": n_attacks,
+                             "max_targets": max_targets, "n_boot": n_boot,
+                             "thresholds": {k: vars(v) for k, v in (thresholds or {}).items()}},
+                "timings_s": {**timings, "total": round(time.perf_counter() - t_start, 3)},
+                "privacy": jsonable({k: v for k, v in g_info.items()}),
+            },
+            "summary": {},
+            "sections": [g_sec.to_dict(), _synthetic_section(data).to_dict()]
+                        + [s.to_dict() for s in sections.values()],
+            "warnings": warn_list,
+        }
+        doc["summary"] = _summary(checks, g_info, all_metrics)
+        return cls(jsonable(doc))
+
+    # ------------------------------------------------------------------ views
+    @property
+    def verdict(self) -> str:
+        """Overall verdict: ``"pass"``, ``"warn"`` or ``"fail"``."""
+        return str(self.doc["summary"]["verdict"])
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        """The judged checks (dicts with metric, name, value, rule, verdict, why)."""
+        return list(self.doc["summary"]["checks"])
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Every metric by key."""
+        return {m["key"]: m for s in self.doc["sections"] for m in s["metrics"]}
+
+    def metric(self, key: str) -> dict[str, Any]:
+        """One metric by key (``KeyError`` naming the available keys' prefix when absent)."""
+        ms = self.metrics()
+        if key not in ms:
+            raise KeyError(f"no metric {key!r} in this report ({len(ms)} metrics)")
+        return ms[key]
+
+    def summary(self) -> str:
+        """Three plain lines: ε spent, attack verdict, utility score."""
+        return "\n".join(self.doc["summary"]["lines"])
+
+    def to_dict(self, *, release: bool = False) -> dict[str, Any]:
+        """The report document; ``release=True`` drops every statistic of the real data."""
+        return _release(self.doc) if release else json.loads(json.dumps(self.doc))
+
+    def _repr_html_(self) -> str:  # notebooks
+        from .render import render_html
+
+        return render_html(self.doc)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str], *, release: bool = False,
+             formats: Sequence[str] = ("json", "html", "pdf")) -> dict[str, Path]:
+        """Write ``report.json``, ``report.html`` and ``report.pdf`` into a folder.
+
+        Parameters
+        ----------
+        path : folder
+        release : bool, default False
+            Write the shareable release variant (no statistic of the real data).
+        formats : sequence of {"json", "html", "pdf"}
+
+        Returns
+        -------
+        dict
+            Format → written path.
+        """
+        bad = [f for f in formats if f not in ("json", "html", "pdf")]
+        if bad or not formats:
+            raise InvalidParameterError(
+                f"The 'formats' parameter must be a non-empty subset of json, html, pdf. Got {list(formats)} instead.")
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        doc = self.to_dict(release=release)
+        stem = "report-release" if release else "report"
+        written: dict[str, Path] = {}
+        if "json" in formats:
+            p = out / f"{stem}.json"
+            _atomic_text(p, json.dumps(doc, indent=1, ensure_ascii=False))
+            written["json"] = p
+        if "html" in formats:
+            from .render import render_html
+
+            p = out / f"{stem}.html"
+            _atomic_text(p, render_html(doc))
+            written["html"] = p
+        if "pdf" in formats:
+            from .render import render_pdf
+
+            p = out / f"{stem}.pdf"
+            tmp = p.with_name(p.name + ".tmp")
+            render_pdf(doc, tmp)
+            os.replace(tmp, p)
+            written["pdf"] = p
+        return written
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Report:
+        """Read a saved ``report.json`` (or a folder holding one)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / "report.json"
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SynthHealthError(f"cannot read the report {p}: {type(exc).__name__}") from exc
+        return cls(doc)
+
+    def __repr__(self) -> str:
+        m = self.doc["meta"]
+        return (f"Report({m['schema']['name']!r}, verdict={self.verdict!r}, checks={len(self.checks)}, "
+                f"release={m['release']})")
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}g}"
+
+
+def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric]) -> dict[str, Any]:
+    verdict = overall(checks)
+    by_key = {m.key: m for m in metrics}
+    privacy = [c for c in checks if c.metric.startswith(PRIVACY_PREFIXES)]
+    attack = [c for c in privacy if c.metric.startswith("attacks.")]
+    util = [c for c in checks if not c.metric.startswith(PRIVACY_PREFIXES)]
+    failed = [c.name for c in checks if c.verdict == "fail"]
+    warned = [c.name for c in checks if c.verdict == "warn"]
+    if verdict == "pass":
+        headline = "Ready for release review: every check passed."
+    elif verdict == "warn":
+        headline = f"Review needed: {len(warned)} check(s) need attention, none failed."
+    elif verdict == "fail":
+        headline = f"Not ready for release: {len(failed)} check(s) failed ({', '.join(failed[:3])}" + (
+            ", …)" if len(failed) > 3 else ").")
+    else:
+        headline = "Nothing could be judged."
+    # plain-language sentences
+    plain: list[str] = []
+    if g_info["has_guarantee"]:
+        eps = g_info["epsilon"]
+        strength = "strong" if eps <= 2 else "moderate" if eps <= 8 else "weak"
+        plain.append(f"Formal guarantee: differential privacy at the patient level with ε = {eps:.3g}, "
+                     f"δ = {g_info['delta']:.1g} ({strength})." + (" The noise was SEEDED: not for release."
+                                                                    if g_info["seeded"] else ""))
+    else:
+        plain.append("No formal privacy guarantee is known for this data (no privacy ledger was given).")
+    aucs = [(m.key, m.value) for m in metrics if m.key.startswith("attacks.") and m.key.endswith(".auc")
+            and m.value is not None]
+    if aucs:
+        key, best = max(aucs, key=lambda kv: kv[1])
+        a_verdict = overall(attack)
+        word = {"pass": "low", "warn": "elevated", "fail": "HIGH"}.get(a_verdict, "not judged")
+        plain.append(f"Measured risk: {word}. The strongest membership attack reached AUC {best:.2f} "
+                     f"(0.50 = guessing; {by_key[key].name}).")
+    risks = [m for m in metrics if m.key.startswith("attacks.") and m.key.endswith("risk") and m.value is not None]
+    if risks:
+        worst = max(risks, key=lambda m: m.value or 0.0)
+        plain.append(f"The highest re-identification risk measured is {worst.name.lower()}: {worst.value:.2f} "
+                     f"(0 = no risk beyond what the population alone reveals).")
+    t1, t2 = by_key.get("utility.tvd1.mean"), by_key.get("utility.tvd2.mean")
+    tstr = by_key.get("utility.tstr.auroc")
+    if t1 is not None and t1.value is not None:
+        s = (f"Utility: single-attribute distributions differ from the real holdout data by {t1.value:.3f} on "
+             "average (total variation, 0 = identical)")
+        if t2 is not None and t2.value is not None:
+            s += f", pairs of attributes by {t2.value:.3f}"
+        if tstr is not None and tstr.value is not None:
+            s += (f"; a model trained on synthetic data reaches AUROC {tstr.value:.2f} on real data "
+                  f"(trained on real: {_fmt(tstr.reference, 2)})")
+        plain.append(s + ".")
+    u_verdict = overall(util)
+    lines = [
+        ("ε spent: " + (f"{g_info['epsilon']:.3g} (δ = {g_info['delta']:.1g}), unit: patient"
+                        + (" — SEEDED, not for release" if g_info["seeded"] else "")
+                        if g_info["has_guarantee"] else "no formal guarantee (no ledger)")),
+        "attacks: " + (f"{overall(attack)}" + (f" (best membership AUC {max(v for _, v in aucs):.2f})" if aucs else "")
+                       if attack else "not run"),
+        "utility: " + (f"{u_verdict}" + (f" (mean 2-way TVD {t2.value:.3f})" if t2 is not None and t2.value is not None
+                                         else "") if util else "not measured"),
+    ]
+    return {"verdict": verdict, "headline": headline, "plain": plain, "lines": lines,
+            "checks": [c.to_dict() for c in checks]}
+
+
+def _release(doc: dict[str, Any]) -> dict[str, Any]:
+    """The shareable variant: guarantee and synthetic-only content; no statistic of the real data."""
+    d = json.loads(json.dumps(doc))
+    meta = d["meta"]
+    meta["release"] = True
+    meta["n_train"] = None
+    meta["n_holdout"] = None
+    meta["notices"] = [RELEASE_NOTICE] + ([SEEDED_NOTICE] if meta.get("seeded") else [])
+    meta.pop("timings_s", None)
+    meta["settings"] = {}
+    kept_sections = []
+    kept_keys: set[str] = set()
+    for s in d["sections"]:
+        s["metrics"] = [m for m in s["metrics"] if not m.get("real_data", True)]
+        s["figures"] = [f for f in s["figures"] if not f.get("real_data", True)]
+        kept_keys |= {m["key"] for m in s["metrics"]}
+        if s["key"] in ("guarantee", "synthetic") or s["metrics"] or s["figures"]:
+            if s["key"] not in ("guarantee", "synthetic"):
+                s["notes"] = []
+                s["facts"] = []
+            kept_sections.append(s)
+    d["sections"] = kept_sections
+    checks = [c for c in d["summary"]["checks"] if c["metric"] in kept_keys or c["metric"].startswith("guarantee.")]
+    verdicts = [Check(**c) for c in checks]
+    v = overall(verdicts)
+    privacy = meta.get("privacy") or {}
+    plain = [p for p in d["summary"]["plain"] if p.startswith(("Formal guarantee", "No formal"))]
+    plain.append("This release version omits every statistic of the real data: the empirical attacks and utility "
+                 "measurements were reviewed internally.")
+    d["summary"] = {"verdict": v, "headline": {"pass": "Formal privacy guarantee in place.",
+                                                "warn": "Formal privacy guarantee in place, with reservations.",
+                                                "fail": "The formal privacy guarantee is missing or not valid.",
+                                                "n/a": "No check applies."}[v],
+                    "plain": plain, "lines": [d["summary"]["lines"][0]], "checks": checks}
+    meta["privacy"] = {k: privacy.get(k) for k in ("epsilon", "delta", "seeded", "has_guarantee", "mechanisms")}
+    d["warnings"] = []
+    return d
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
