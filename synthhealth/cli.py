@@ -411,6 +411,67 @@ def report(schema_src: str | None, real: tuple[str, ...], holdout: tuple[str, ..
         click.echo(f"  {k:<12} {p}")
 
 
+@main.command()
+@click.option("--schema", "-s", "schema_src", required=True, help="Schema YAML file or bundled schema name.")
+@click.option("--real", "-r", required=True, multiple=True,
+              help="The real (training) patients: a table or FHIR files/folders (repeatable).")
+@click.option("--holdout", required=True, multiple=True, help="Patients kept out of fitting: a table or FHIR.")
+@click.option("--generator", "-g", type=click.Choice(["mst", "aim", "dpvae"]), default="mst", show_default=True)
+@click.option("--epsilons", default="0.25,0.5,1,2,4", show_default=True, help="Comma-separated epsilons.")
+@click.option("--delta", type=float, default=1e-6, show_default=True, help="Privacy parameter delta of each fit.")
+@click.option("--ledger", "-l", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ledger to charge every fit to (default: a new ledger saved in the output folder).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for sweep.csv, sweep.json, sweep.png (and ledger.json).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before spending the budget.")
+@click.option("--seed", type=int, default=None,
+              help="Seed the DP noise and metrics (NOT for release: for stand-in data only).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_errors
+def sweep(schema_src: str, real: tuple[str, ...], holdout: tuple[str, ...], generator: str, epsilons: str,
+          delta: float, ledger: Path | None, output: Path, yes: bool, seed: int | None, quiet: bool) -> None:
+    """Fit a generator at several epsilons and plot the privacy-utility curve.
+
+    Every fit touches the real data, so the sweep SPENDS THE SUM OF THE BUDGETS on the ledger.
+    To choose epsilon without spending budget, sweep on stand-in data (a public dataset of the
+    same shape, the bundled demo, or an earlier synthetic release) and fit the real data once.
+    """
+    try:
+        eps = [float(e) for e in epsilons.split(",") if e.strip()]
+    except ValueError:
+        raise sh.InvalidParameterError(
+            f"The '--epsilons' option must be comma-separated numbers. Got {epsilons!r} instead.") from None
+    cost = sh.sweep_cost(eps, generator=generator, delta=delta)
+    click.echo(f"This sweep fits {generator.upper()} {cost.n_fits} times on the real data and spends the sum of "
+               f"the budgets: epsilons {', '.join(f'{e:g}' for e in sorted(eps))} (sum {cost.epsilon_sum:g}); the "
+               f"ledger will record epsilon={cost.epsilon:.4g}, delta={cost.delta:.3g}.")
+    if not yes and not click.confirm("Spend this budget?", default=False):
+        raise sh.InvalidParameterError("sweep cancelled: no data was accessed (use --yes to skip the question).")
+    schema = sh.load_schema(schema_src)
+    train = _load_data(real, schema, quiet)
+    hold = _load_data(holdout, schema, quiet)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
+        res = sh.sweep(train, hold, schema=schema, generator=generator, epsilons=eps, delta=delta, ledger=ledger,
+                       random_state=seed, progress=not quiet)
+    output.mkdir(parents=True, exist_ok=True)
+    import json
+
+    res.table.to_csv(output / "sweep.csv", index=False)
+    (output / "sweep.json").write_text(json.dumps(res.to_dict(), indent=1), encoding="utf-8")
+    res.plot(output / "sweep.png")
+    if ledger is None:
+        res.ledger.save(output / "ledger.json")
+    click.echo(res.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    total = res.ledger.total()
+    click.echo(f"ledger total: epsilon={total.epsilon:.4g}, delta={total.delta:.3g}"
+               + (" (SEEDED: not for release)" if total.seeded else ""))
+    click.echo(f"wrote {output / 'sweep.csv'}, {output / 'sweep.json'}, {output / 'sweep.png'}"
+               + ("" if ledger is not None else f", {output / 'ledger.json'}"))
+
+
 def _print_report_summary(rep: Any) -> None:
     colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(rep.verdict, None)
     click.secho(f"verdict: {rep.verdict.upper()} — {rep.doc['summary']['headline']}", fg=colour, bold=True)

@@ -363,7 +363,7 @@ class Report:
                         + [s.to_dict() for s in sections.values()],
             "warnings": warn_list,
         }
-        doc["summary"] = _summary(checks, g_info, all_metrics)
+        doc["summary"] = _summary(checks, g_info, all_metrics, n_train=len(data.train))
         return cls(jsonable(doc))
 
     # ------------------------------------------------------------------ views
@@ -469,7 +469,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}g}"
 
 
-def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric]) -> dict[str, Any]:
+def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric], *, n_train: int) -> dict[str, Any]:
     verdict = overall(checks)
     by_key = {m.key: m for m in metrics}
     privacy = [c for c in checks if c.metric.startswith(PRIVACY_PREFIXES)]
@@ -520,6 +520,10 @@ def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric])
             s += (f"; a model trained on synthetic data reaches AUROC {tstr.value:.2f} on real data "
                   f"(trained on real: {_fmt(tstr.reference, 2)})")
         plain.append(s + ".")
+    if g_info["has_guarantee"] and n_train < 1000:
+        plain.append(f"Only {n_train:,} patients were used for fitting: with so few, the noise that protects each "
+                     "patient dominates many statistics, so expect low utility at small ε (utility improves "
+                     "with thousands of patients).")
     u_verdict = overall(util)
     lines = [
         ("ε spent: " + (f"{g_info['epsilon']:.3g} (δ = {g_info['delta']:.1g}), unit: patient"

@@ -198,3 +198,21 @@ def test_fit_dpvae_on_the_demo_data(runner: CliRunner, tmp_path: Path) -> None:
     res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_fhir_path()), "-g", "mst",
                                "-e", "1", "--epochs", "3", "-o", str(tmp_path / "m"), "-q"])
     assert res.exit_code == 2 and "--epochs option(s) only apply to --generator dpvae" in res.output
+
+
+def test_sweep_asks_before_spending(runner: CliRunner, tmp_path: Path) -> None:
+    t = sh.datasets.load_flchain().sample(900, random_state=0)
+    sh.write_table(t.iloc[:600], tmp_path / "train.parquet")
+    sh.write_table(t.iloc[600:], tmp_path / "hold.parquet")
+    args = ["sweep", "-s", "flchain", "--real", str(tmp_path / "train.parquet"), "--holdout",
+            str(tmp_path / "hold.parquet"), "--epsilons", "0.5,2", "-o", str(tmp_path / "sw"), "--seed", "0", "-q"]
+    res = runner.invoke(main, args, input="n\n")
+    assert res.exit_code == 2 and "spends the sum of the budgets" in res.output and "sum 2.5" in res.output
+    assert "sweep cancelled: no data was accessed" in res.output and not (tmp_path / "sw").exists()
+    res = runner.invoke(main, args + ["--yes"])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in (tmp_path / "sw").iterdir()} == {"sweep.csv", "sweep.json", "sweep.png", "ledger.json"}
+    table = pd.read_csv(tmp_path / "sw" / "sweep.csv")
+    assert table["epsilon"].tolist() == [0.5, 2.0]
+    assert sh.PrivacyLedger.load(tmp_path / "sw" / "ledger.json").total().epsilon == pytest.approx(
+        sh.sweep_cost([0.5, 2.0]).epsilon)

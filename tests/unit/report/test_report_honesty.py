@@ -146,3 +146,35 @@ def test_build_validates_parameters(flchain) -> None:
         sh.Report.build(real=train, holdout=holdout, synthetic=train, schema=schema, n_attacks=0)
     with pytest.raises(sh.InvalidParameterError, match="'holdout'"):
         sh.Report.build(real=train, holdout=holdout.iloc[:0], synthetic=train, schema=schema)
+
+
+def test_shadow_attack_and_collapse_run_through_build(flchain) -> None:
+    schema, train, holdout = flchain
+
+    def copy_fit_sample(table: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """A leaky toy generator: a bootstrap of its input (budget-free, fast)."""
+        return table.sample(len(table), replace=True, random_state=int(rng.integers(2**31 - 1)))
+
+    small_train, small_hold = train.iloc[:400], holdout.iloc[:400]
+    rep = sh.Report.build(real=small_train, holdout=small_hold, synthetic=copy_fit_sample(small_train,
+                                                                                         np.random.default_rng(0)),
+                          schema=schema, shadow=True, fit_sample=copy_fit_sample, collapse_generations=2,
+                          random_state=0, progress=False, strict=True, n_boot=20)
+    m = rep.metrics()
+    assert m["attacks.shadow.auc"]["value"] > 0.7  # the shadow attack sees the leak
+    traj = m["bias.collapse.distinct_share"]
+    assert traj["value"] < traj["details"]["generation_0"]  # bootstrapping its own output loses diversity
+    assert {"shadow models", "recursive generation (collapse)"} <= set(rep.doc["meta"]["timings_s"])
+
+
+@pytest.mark.slow
+def test_shadow_attack_with_the_real_generator(flchain) -> None:
+    schema, train, holdout = flchain
+    gen = sh.MST(epsilon=1.0, random_state=0).fit(train.iloc[:600], schema=schema, progress=False)
+    rep = sh.Report.build(real=train.iloc[:600], holdout=holdout.iloc[:600], synthetic=gen.sample(600), model=gen,
+                          shadow=True, collapse_generations=2, random_state=0, progress=False, strict=True,
+                          n_boot=20)
+    m = rep.metrics()
+    lo, hi = m["attacks.shadow.auc"]["ci"]
+    assert lo <= 0.5 + 0.1 and m["attacks.shadow.auc"]["value"] < 0.8
+    assert m["bias.collapse.tvd1"]["value"] is not None
