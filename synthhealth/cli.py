@@ -113,7 +113,8 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
                f"{spent.n_entries} noisy measurements -> {model_path}")
     click.echo(f"      spent epsilon={spent.epsilon:.3g}, delta={spent.delta:.0e} (rho={spent.rho:.4g}), unit: patient"
                + ("; SEEDED: not for release" if spent.seeded else ""))
-    synth = gen.sample(len(train), random_state=seed)
+    # the model's noisy patient count (the default): sampling len(train) rows would publish the exact count
+    synth = gen.sample(random_state=seed)
     synth_path = sh.write_table(synth, out / "synthetic-patients.parquet")
     click.echo(f"[6/8] sample   {len(synth)} synthetic patients -> {synth_path}")
     report_w = sh.fhir.write(synth, schema, out / "synthetic-fhir", random_state=seed,

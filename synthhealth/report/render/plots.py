@@ -9,9 +9,11 @@ series are also told apart by line style or hatching, so the plots survive greys
 from __future__ import annotations
 
 import io
+import json
 import math
 import numbers
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
@@ -36,8 +38,12 @@ _MAX_LABEL = 32          # characters of a tick label before it is shortened wit
 _MAX_LEGEND = 8          # legend entries drawn (more series are still drawn)
 
 
+_CACHE: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+_CACHE_MAX = 256  # figures; the HTML and the PDF of one report draw the same figures
+
+
 def figure_png(fig: Mapping[str, Any], *, dpi: int = 100) -> bytes:
-    """Draw one report figure as a PNG image.
+    """Draw one report figure as a PNG image (memoised: the HTML and the PDF share the drawings).
 
     Parameters
     ----------
@@ -82,6 +88,22 @@ def figure_png(fig: Mapping[str, Any], *, dpi: int = 100) -> bytes:
         raise InvalidParameterError(
             f"The 'fig[\"data\"]' parameter of figure_png must be a dict. Got {type(data).__name__} instead."
         )
+    try:
+        key: tuple[str, int] | None = (json.dumps(fig, sort_keys=True, default=str), int(dpi))
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    png = _draw(fig, kind, data, int(dpi))
+    if key is not None:
+        _CACHE[key] = png
+        while len(_CACHE) > _CACHE_MAX:
+            _CACHE.popitem(last=False)
+    return png
+
+
+def _draw(fig: Mapping[str, Any], kind: str, data: Mapping[str, Any], dpi: int) -> bytes:
     drawer = {"bars": _bars, "heatmap": _heatmap, "lines": _lines, "hist": _hist}[kind]
     mfig = MplFigure(figsize=(_WIDTH_IN, 4.0), dpi=dpi, facecolor="white")
     try:
