@@ -151,7 +151,7 @@ class GraphicalModel:
             out.append(v)
         return out
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator, *, stratified: bool = False) -> np.ndarray:
         """Draw ``n`` independent records (state indices), columns in domain order.
 
         Parameters
@@ -182,7 +182,7 @@ class GraphicalModel:
                 f"The 'rng' parameter of GraphicalModel.sample must be a numpy.random.Generator. "
                 f"Got {type(rng).__name__} instead."
             )
-        return sample_tree(self.tree, self._beliefs, int(n), rng)
+        return sample_tree(self.tree, self._beliefs, int(n), rng, stratified=stratified)
 
     # --- persistence -----------------------------------------------------------------------------
 

@@ -43,8 +43,37 @@ def _cdf(table2d: np.ndarray) -> np.ndarray:
     return cdf
 
 
-def sample_tree(tree: JunctionTree, beliefs: Beliefs, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``n`` independent rows of state indices, columns in domain order.
+def _stratified_uniforms(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniform per row, *systematic within each group of equal ``rows``*: the m rows of a group get
+    (r + v) / m for r = 0..m−1 in a random order, with one v ~ U(0, 1) per group.
+
+    Each row's uniform is still exactly U(0, 1) and the rows of a group are exchangeable, but the
+    group's states then follow the conditional distribution to within one row per state (controlled
+    rounding), so the sample's marginals carry almost no multinomial noise on top of the model's.
+    """
+    n = len(rows)
+    perm = rng.permutation(n)
+    g = rows[perm]
+    order = np.argsort(g, kind="stable")
+    gs = g[order]
+    starts = np.flatnonzero(np.concatenate([[True], gs[1:] != gs[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [n]]))
+    group_of = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(n) - starts[group_of]
+    v = rng.random(len(starts))
+    u = np.empty(n)
+    u[perm[order]] = (rank + v[group_of]) / sizes[group_of]
+    return u
+
+
+def sample_tree(tree: JunctionTree, beliefs: Beliefs, n: int, rng: np.random.Generator, *,
+                stratified: bool = False) -> np.ndarray:
+    """Draw ``n`` rows of state indices, columns in domain order.
+
+    With ``stratified=False`` every row is an independent draw. With ``stratified=True`` the
+    uniforms are systematic within each group of rows sharing a separator value (see
+    :func:`_stratified_uniforms`): each row is still distributed as the model says, but the
+    sample's counts match the model's marginals to within rounding.
 
     Parameters
     ----------
@@ -55,6 +84,8 @@ def sample_tree(tree: JunctionTree, beliefs: Beliefs, n: int, rng: np.random.Gen
         Number of rows.
     rng : numpy.random.Generator
         Source of all randomness.
+    stratified : bool, default False
+        Systematic (controlled-rounding) uniforms within each separator group.
 
     Returns
     -------
@@ -90,7 +121,8 @@ def sample_tree(tree: JunctionTree, beliefs: Beliefs, n: int, rng: np.random.Gen
             rows = np.ravel_multi_index(tuple(out[:, col[a]] for a in sep), dom.shape_of(sep))
         else:
             rows = np.zeros(n, dtype=np.int64)
-        k = _draw(_cdf(table2d), rows, rng.random(n))
+        u = _stratified_uniforms(rows, rng) if stratified else rng.random(n)
+        k = _draw(_cdf(table2d), rows, u)
         for a, states in zip(new, np.unravel_index(k, dom.shape_of(new)), strict=True):
             out[:, col[a]] = states
     return out
