@@ -131,6 +131,32 @@ class BeliefPropagation:
         return Beliefs(mu, cond, log_z)
 
 
+def _contract(operands: list[Factor], keep: set[str]) -> Factor:
+    """Product of ``operands`` with every attribute not in ``keep`` summed out, in one ``einsum``.
+
+    The product over the union of the axes is never materialised: ``einsum`` (with its contraction
+    order optimised) multiplies and sums in one pass, which is what makes marginal queries across
+    cliques cheap (AIM scores every candidate marginal every round).
+    """
+    attrs: list[str] = []
+    for f in operands:
+        attrs += [a for a in f.attrs if a not in attrs]
+    out = tuple(a for a in attrs if a in keep)
+    if len(operands) == 1:
+        return operands[0].sum_out([a for a in operands[0].attrs if a not in keep])
+    if len(attrs) > 52:  # einsum's label limit; the plain product is still correct
+        f = operands[0]
+        for g in operands[1:]:
+            f = f * g
+        return f.sum_out([a for a in f.attrs if a not in keep])
+    label = {a: k for k, a in enumerate(attrs)}
+    args: list[object] = []
+    for f in operands:
+        args += [f.values, [label[a] for a in f.attrs]]
+    values = np.einsum(*args, [label[a] for a in out], optimize=True)
+    return Factor(out, np.asarray(values))
+
+
 def query_marginal(tree: JunctionTree, beliefs: Beliefs, attrs: Sequence[str]) -> np.ndarray:
     """Probability table over ``attrs`` (axes in the order given) by variable elimination on the tree.
 
@@ -186,12 +212,9 @@ def query_marginal(tree: JunctionTree, beliefs: Beliefs, attrs: Sequence[str]) -
         if i not in alive:
             continue
         table = beliefs.marginals[i] if i == top else beliefs.conditionals[i]
-        f = Factor(tree.cliques[i], table)
-        for c in tree.children(i):
-            if c in pending:
-                f = f * pending.pop(c)
+        operands = [Factor(tree.cliques[i], table)] + [pending.pop(c) for c in tree.children(i) if c in pending]
         keep = want | (set() if i == top else set(tree.separators[i]))
-        f = f.sum_out([a for a in f.attrs if a not in keep])
+        f = _contract(operands, keep)
         if i == top:
             return f.project(attrs).values
         pending[i] = f
