@@ -501,9 +501,11 @@ def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric],
     if aucs:
         key, best = max(aucs, key=lambda kv: kv[1])
         a_verdict = overall(attack)
-        word = {"pass": "low", "warn": "elevated", "fail": "HIGH"}.get(a_verdict, "not judged")
-        plain.append(f"Measured risk: {word}. The strongest membership attack reached AUC {best:.2f} "
-                     f"(0.50 = guessing; {by_key[key].name}).")
+        word = {"pass": "low", "warn": "uncertain or elevated", "fail": "HIGH"}.get(a_verdict, "not judged")
+        worst = [c.name for c in attack if c.verdict == a_verdict and a_verdict in ("warn", "fail")]
+        plain.append(f"Measured risk: {word}" + (f" (worst: {', '.join(worst[:2])})" if worst else "")
+                     + f". The strongest membership attack reached AUC {best:.2f} (0.50 = guessing; "
+                     f"{by_key[key].name}).")
     risks = [m for m in metrics if m.key.startswith("attacks.") and m.key.endswith("risk") and m.value is not None]
     if risks:
         worst = max(risks, key=lambda m: m.value or 0.0)

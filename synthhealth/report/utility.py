@@ -676,7 +676,7 @@ def _roc_points(score: np.ndarray, y: np.ndarray, n_points: int = 101) -> tuple[
 
 
 def tstr(data: ReportData, random_state: Any = None, n_boot: int = 200, *, exclude: Sequence[str] = (),
-         leak_auroc: float | None = 0.99) -> tuple[list[Metric], list[Figure]]:
+         leak_auroc: float | None = 0.99, max_rows: int = 50_000) -> tuple[list[Metric], list[Figure]]:
     """Train on synthetic, test on real (TSTR), with train-on-real-test-on-real (TRTR) as the reference.
 
     Predicts the schema's outcome (``data.outcome``, boolean) from the other attributes' one-hot codes
@@ -698,6 +698,8 @@ def tstr(data: ReportData, random_state: Any = None, n_boot: int = 200, *, exclu
         Further attributes not to use as predictors.
     leak_auroc : float in (0.5, 1] or None, default 0.99
         Leak threshold; ``None`` keeps every attribute.
+    max_rows : int, default 50,000
+        Each training set and the test set are subsampled (seeded) to at most this many rows.
 
     Returns
     -------
@@ -766,11 +768,20 @@ def tstr(data: ReportData, random_state: Any = None, n_boot: int = 200, *, exclu
         return none_metrics("the outcome has a single class in the holdout data")
     if not o_sy.any() or y_sy[o_sy].all() or not y_sy[o_sy].any():
         return none_metrics("the outcome has a single class in the synthetic data: no classifier can be trained")
-    test = data.codes("holdout")[o_te][:, fidx]
-    yt = y_te[o_te]
-    train_sets = {"tstr": (data.codes("synthetic")[o_sy][:, fidx], y_sy[o_sy])}
+    max_rows = check_positive_int(max_rows, "max_rows", "tstr")
+
+    def cap(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # a seeded subsample above max_rows: AUROC's precision is already ~1/sqrt(max_rows) there
+        if len(y) <= max_rows:
+            return x, y
+        keep = np.sort(rng.choice(len(y), size=max_rows, replace=False))
+        return x[keep], y[keep]
+
+    test, yt = cap(data.codes("holdout")[o_te][:, fidx], y_te[o_te])
+    train_sets = {"tstr": cap(data.codes("synthetic")[o_sy][:, fidx], y_sy[o_sy])}
     if y_tr[o_tr].any() and not y_tr[o_tr].all():
-        train_sets["trtr"] = (data.codes("train")[o_tr][:, fidx], y_tr[o_tr])
+        train_sets["trtr"] = cap(data.codes("train")[o_tr][:, fidx], y_tr[o_tr])
+    base["max_rows"] = max_rows
     hgb_seed = int(rng.integers(2 ** 31 - 1))
     cat = np.array([s <= 255 for s in fsizes])
     scores: dict[tuple[str, str], np.ndarray] = {}

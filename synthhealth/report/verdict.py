@@ -36,6 +36,11 @@ class Threshold:
         ``"gap"`` judges ``|value − reference|`` (lower is better) instead of the value.
     why : str
         Plain-language meaning, shown beside the verdict.
+    basis : {"value", "ci"}
+        ``"ci"`` judges the metric's 95% confidence interval when it has one: pass only when the
+        whole interval passes, fail only when the whole interval fails, warn when the interval is
+        too wide to tell (small data must not pass, or fail, by chance). Without a CI the value is
+        judged.
     """
 
     pass_at: float
@@ -43,11 +48,15 @@ class Threshold:
     better: Literal["lower", "higher"] = "lower"
     measure: Literal["value", "gap"] = "value"
     why: str = ""
+    basis: Literal["value", "ci"] = "value"
 
     def __post_init__(self) -> None:
         if self.better not in ("lower", "higher"):
             raise InvalidParameterError(f"The 'better' parameter of Threshold must be 'lower' or 'higher'. "
                                         f"Got {self.better!r} instead.")
+        if self.basis not in ("value", "ci"):
+            raise InvalidParameterError(f"The 'basis' parameter of Threshold must be 'value' or 'ci'. "
+                                        f"Got {self.basis!r} instead.")
         if self.measure not in ("value", "gap"):
             raise InvalidParameterError(f"The 'measure' parameter of Threshold must be 'value' or 'gap'. "
                                         f"Got {self.measure!r} instead.")
@@ -61,20 +70,38 @@ class Threshold:
         """Human-readable form, e.g. ``"≤ 0.6 pass, ≤ 0.7 warn"``."""
         op = "≤" if self.better == "lower" or self.measure == "gap" else "≥"
         what = "|value − reference| " if self.measure == "gap" else ""
-        return f"{what}{op} {self.pass_at:g} pass, {op} {self.warn_at:g} warn"
+        ci = " (whole 95% CI)" if self.basis == "ci" else ""
+        return f"{what}{op} {self.pass_at:g} pass, {op} {self.warn_at:g} warn{ci}"
 
-    def judge(self, value: float | None, reference: float | None = None) -> Verdict:
-        """Verdict for one value (``"n/a"`` when it is missing)."""
-        if value is None or not math.isfinite(value):
-            return "n/a"
-        x = value
-        if self.measure == "gap":
-            if reference is None:
-                return "n/a"
-            x = abs(value - reference)
+    def _one(self, x: float) -> Verdict:
         if self.better == "lower" or self.measure == "gap":
             return "pass" if x <= self.pass_at else "warn" if x <= self.warn_at else "fail"
         return "pass" if x >= self.pass_at else "warn" if x >= self.warn_at else "fail"
+
+    def judge(self, value: float | None, reference: float | None = None,
+              ci: tuple[float, float] | None = None) -> Verdict:
+        """Verdict for one value (``"n/a"`` when it is missing); with ``basis="ci"``, for its CI."""
+        if value is None or not math.isfinite(value):
+            return "n/a"
+        if self.measure == "gap" and reference is None:
+            return "n/a"
+        if self.basis == "ci" and ci is not None and all(c is not None and math.isfinite(c) for c in ci):
+            lo, hi = float(min(ci)), float(max(ci))
+            if self.measure == "gap":
+                assert reference is not None
+                far = max(abs(lo - reference), abs(hi - reference))
+                near = 0.0 if lo <= reference <= hi else min(abs(lo - reference), abs(hi - reference))
+                worst, best = far, near
+            elif self.better == "lower":
+                worst, best = hi, lo
+            else:
+                worst, best = lo, hi
+            v_worst, v_best = self._one(worst), self._one(best)
+            if v_worst == v_best:
+                return v_worst
+            return "fail" if v_best == "fail" else "warn" if v_worst != "pass" else "pass"
+        x = abs(value - reference) if self.measure == "gap" and reference is not None else value
+        return self._one(x)
 
 
 _AUC = "An AUC of 0.5 means the attacker does no better than a coin toss; 1.0 means members are always recognised."
@@ -82,31 +109,33 @@ _AUC = "An AUC of 0.5 means the attacker does no better than a coin toss; 1.0 me
 #: Default thresholds, in order: the first matching pattern judges a metric. See ``docs/report.md``.
 DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "guarantee.epsilon": Threshold(2.0, 8.0, why="ε ≤ 2 is a strong guarantee; above 8 the proven protection is weak."),
-    "attacks.*.auc": Threshold(0.6, 0.7, why=_AUC),
-    "attacks.*.tpr_at_fpr_1pct": Threshold(0.03, 0.1, why="Share of members caught when only 1% of non-members are "
-                                                             "wrongly accused (guessing: 1%)."),
-    "attacks.dcr.share_closer_to_train": Threshold(0.6, 0.7, why="Share of synthetic records closer to a training "
-                                                                 "record than to a holdout record; 0.5 = no "
-                                                                 "memorisation."),
-    "attacks.singling_out.*.risk": Threshold(0.1, 0.3, why="Excess success of singling out a patient over what the "
-                                                           "population alone allows (0 = none)."),
-    "attacks.linkability.risk": Threshold(0.1, 0.3, why="Excess success of linking two partial records of a "
-                                                        "patient (0 = none)."),
-    "attacks.inference.*risk": Threshold(0.1, 0.3, why="Excess success of inferring a secret attribute of a "
-                                                       "patient (0 = none)."),
+    "attacks.*.auc": Threshold(0.1, 0.2, measure="gap", basis="ci", why=_AUC),
+    "attacks.*.tpr_at_fpr_1pct": Threshold(0.02, 0.05, basis="ci",
+                                           why="Share of members caught when only 1% of non-members are wrongly "
+                                               "accused (guessing: 1%)."),
+    "attacks.dcr.share_closer_to_train": Threshold(0.05, 0.1, measure="gap", basis="ci",
+                                                   why="Share of synthetic records closer to a training record than "
+                                                       "to a holdout record; 0.5 = no memorisation."),
+    "attacks.singling_out.*.risk": Threshold(0.1, 0.1, basis="ci", why="Excess success of singling out a patient "
+                                                                       "over what the population alone allows "
+                                                                       "(0 = none)."),
+    "attacks.linkability.risk": Threshold(0.1, 0.1, basis="ci", why="Excess success of linking two partial records "
+                                                                    "of a patient (0 = none)."),
+    "attacks.inference.*risk": Threshold(0.1, 0.1, basis="ci", why="Excess success of inferring a secret attribute "
+                                                                   "of a patient (0 = none)."),
     "utility.tvd1.mean": Threshold(0.05, 0.1, measure="gap",
                                    why="Mean distance between real and synthetic single-attribute distributions, "
                                        "beyond the distance between two real samples (train vs holdout)."),
-    "utility.tvd2.mean": Threshold(0.1, 0.2, measure="gap",
+    "utility.tvd2.mean": Threshold(0.1, 0.15, measure="gap",
                                    why="Mean distance between real and synthetic two-attribute distributions, "
                                        "beyond the distance between two real samples (train vs holdout)."),
-    "utility.tstr.auroc": Threshold(0.05, 0.1, measure="gap",
+    "utility.tstr.auroc": Threshold(0.03, 0.07, measure="gap",
                                     why="AUROC of a model trained on synthetic data, compared with one trained on "
                                         "real data (both tested on real holdout data)."),
     "utility.survival.km_max_gap": Threshold(0.05, 0.1, why="Largest gap between real and synthetic survival curves."),
-    "utility.pmse_ratio": Threshold(10.0, 100.0, why="How easily a classifier tells synthetic from real, relative to "
-                                                     "chance (1 = indistinguishable)."),
-    "bias.rare.retention": Threshold(0.8, 0.5, better="higher", why="Share of rare categories (< 1% of patients) "
+    "utility.pmse_ratio": Threshold(10.0, 100.0, why="How easily a classifier tells synthetic from real, relative "
+                                                     "to chance (1 = indistinguishable)."),
+    "bias.rare.retention": Threshold(0.9, 0.7, better="higher", why="Share of rare categories (< 1% of patients) "
                                                                     "that the synthetic data keeps."),
     "bias.subgroup.worst_tvd": Threshold(0.15, 0.3, why="Fidelity of the worst-served subgroup (sex × age band)."),
     "bias.coverage": Threshold(0.7, 0.4, better="higher", why="Share of real patients with a synthetic look-alike "
@@ -147,7 +176,7 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
         th = _match(m.key, merged)
         if th is None:
             continue
-        checks.append(Check(m.key, m.name, m.value, th.rule(), th.judge(m.value, m.reference), th.why))
+        checks.append(Check(m.key, m.name, m.value, th.rule(), th.judge(m.value, m.reference, m.ci), th.why))
     return checks
 
 
@@ -168,10 +197,11 @@ def load_thresholds(doc: Mapping[str, Any]) -> dict[str, Threshold]:
         if not isinstance(spec, Mapping) or "pass_at" not in spec or "warn_at" not in spec:
             raise InvalidParameterError(f"threshold {pattern!r} must be a mapping with 'pass_at' and 'warn_at'. "
                                         f"Got {spec!r} instead.")
-        unknown = set(spec) - {"pass_at", "warn_at", "better", "measure", "why"}
+        unknown = set(spec) - {"pass_at", "warn_at", "better", "measure", "why", "basis"}
         if unknown:
             raise InvalidParameterError(f"threshold {pattern!r} has unknown keys {sorted(unknown)}; allowed: pass_at, "
-                                        "warn_at, better, measure, why.")
+                                        "warn_at, better, measure, why, basis.")
         out[str(pattern)] = Threshold(float(spec["pass_at"]), float(spec["warn_at"]), spec.get("better", "lower"),
-                                      spec.get("measure", "value"), str(spec.get("why", "")))
+                                      spec.get("measure", "value"), str(spec.get("why", "")),
+                                      spec.get("basis", "value"))
     return out

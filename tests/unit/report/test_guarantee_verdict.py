@@ -106,3 +106,19 @@ def test_load_thresholds_validates() -> None:
     with pytest.raises(sh.InvalidParameterError, match="unknown keys"):
         load_thresholds({"x": {"pass_at": 1, "warn_at": 2, "colour": "red"}})
     assert all(isinstance(v, Threshold) for v in DEFAULT_THRESHOLDS.values())
+
+
+def test_ci_basis_needs_the_whole_interval() -> None:
+    th = Threshold(0.1, 0.1, basis="ci")
+    assert th.judge(0.02, ci=(0.0, 0.05)) == "pass"
+    assert th.judge(0.08, ci=(0.0, 0.3)) == "warn"      # too wide to tell
+    assert th.judge(0.4, ci=(0.3, 0.5)) == "fail"
+    assert th.judge(0.4) == "fail"                      # no CI: the value
+    gap = Threshold(0.1, 0.2, measure="gap", basis="ci")
+    assert gap.judge(0.5, 0.5, (0.47, 0.53)) == "pass"
+    assert gap.judge(0.55, 0.5, (0.35, 0.75)) == "warn"  # covers chance, but also a strong attack
+    assert gap.judge(0.95, 0.5, (0.9, 1.0)) == "fail"
+    assert gap.judge(0.05, 0.5, (0.0, 0.1)) == "fail"    # an inverted attack is an attack too
+    assert "whole 95% CI" in gap.rule()
+    with pytest.raises(sh.InvalidParameterError, match="'basis'"):
+        Threshold(0.1, 0.2, basis="median")  # type: ignore[arg-type]
