@@ -35,7 +35,7 @@ from .generators import AIM, DPVAE, MST, load_model
 from .privacy import PrivacyBudget, PrivacyLedger
 from .report import Report
 from .schema import Attribute, PatientSchema, bundled_schemas, load_schema, schema_path
-from .sweep import SweepResult, sweep, sweep_cost
+from .sweep import SweepResult, split, sweep, sweep_cost
 from .transform import FlattenReport, flatten, read_table, report_of, write_table
 
 try:
@@ -79,6 +79,7 @@ __all__ = [
     "read_table",
     "report_of",
     "schema_path",
+    "split",
     "sweep",
     "sweep_cost",
     "write_table",

@@ -321,20 +321,12 @@ def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out
     Fit the generator on the training set only; the report compares the synthetic data with the
     holdout patients the generator never saw. Both files hold REAL data: keep them private.
     """
-    import numpy as np
-
     if not 0.0 < holdout_frac < 1.0:
         raise sh.InvalidParameterError(f"The '--holdout-frac' option must be in (0, 1). Got {holdout_frac} instead.")
     schema = sh.load_schema(schema_src)
     table = _load_data(data, schema, quiet)
     n = len(table)
-    n_hold = int(round(n * holdout_frac))
-    if n_hold < 1 or n_hold >= n:
-        raise sh.InvalidParameterError(
-            f"The '--holdout-frac' option leaves an empty side with {n} patients. Got {holdout_frac} instead.")
-    perm = np.random.default_rng(seed).permutation(n)
-    hold = table.iloc[np.sort(perm[:n_hold])].reset_index(drop=True)
-    train = table.iloc[np.sort(perm[n_hold:])].reset_index(drop=True)
+    train, hold = sh.split(table, holdout_frac, random_state=seed)
     sh.write_table(train, train_out)
     sh.write_table(hold, holdout_out)
     click.echo(f"split {n} patients: {len(train)} for training -> {train_out}, {len(hold)} held out -> "

@@ -331,6 +331,18 @@ class PrivacyLedger:
             cap = PrivacyBudget(eps_left, delta_left).rho
         return max(0.0, cap - self.spent_rho())
 
+    def remaining_epsilon(self) -> float:
+        """ε still available to zCDP fits (at the ledger's δ), for people who think in ε rather than ρ.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> round(PrivacyLedger(PrivacyBudget(2.0, 1e-6)).remaining_epsilon(), 6)
+        2.0
+        """
+        rho = self.remaining_rho()
+        return PrivacyBudget.from_rho(rho, self.budget.delta).epsilon if rho > 0 else 0.0
+
     def check(self, rho: float = 0.0, *, epsilon: float = 0.0, delta: float = 0.0) -> None:
         """Raise :class:`BudgetExceededError` if spending ``rho`` (zCDP) or ``(epsilon, delta)`` more
         would exceed the budget."""

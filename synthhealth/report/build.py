@@ -306,7 +306,10 @@ class Report:
         }
         warn_list: list[str] = []
         timings: dict[str, float] = {}
-        from tqdm.auto import tqdm
+        if progress:
+            from tqdm.auto import tqdm
+        else:  # tqdm.auto warns in Jupyter without ipywidgets even when disabled
+            from tqdm import tqdm
 
         bar = tqdm(steps, desc="report", unit="step", disable=not progress, leave=False)
         for part, label, fn in bar:
@@ -396,10 +399,39 @@ class Report:
         """The report document; ``release=True`` drops every statistic of the real data."""
         return _release(self.doc) if release else json.loads(json.dumps(self.doc))
 
-    def _repr_html_(self) -> str:  # notebooks
+    @property
+    def headline(self) -> str:
+        """One-line verdict in plain language."""
+        return str(self.doc["summary"]["headline"])
+
+    @property
+    def plain(self) -> list[str]:
+        """The plain-language sentences of the summary."""
+        return list(self.doc["summary"]["plain"])
+
+    def section(self, key: str) -> dict[str, Any]:
+        """One section (``"guarantee"``, ``"synthetic"``, ``"attacks"``, ``"utility"``, ``"bias"``) as a dict."""
+        for s in self.doc["sections"]:
+            if s["key"] == key:
+                return s
+        raise KeyError(f"no section {key!r}; this report has {[s['key'] for s in self.doc['sections']]}")
+
+    def facts(self, key: str = "guarantee") -> dict[str, str]:
+        """The label → value facts of a section (default: the privacy guarantee)."""
+        return {label: value for label, value in self.section(key)["facts"]}
+
+    def summary_html(self, *, height: int = 900) -> str:
+        """The summary page alone, in an ``<iframe>`` so that its styles never touch the notebook around it."""
+        import html as _html
+
         from .render import render_html
 
-        return render_html(self.doc)
+        page = render_html({**self.doc, "sections": [], "warnings": []})
+        return (f'<div><iframe srcdoc="{_html.escape(page, quote=True)}" style="width:100%;height:{int(height)}px;'
+                'border:1px solid #ccc" title="synthhealth report summary"></iframe></div>')
+
+    def _repr_html_(self) -> str:  # notebooks: the summary, isolated; the full report is report.html
+        return self.summary_html()
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, release: bool = False,

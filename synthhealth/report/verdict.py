@@ -70,6 +70,10 @@ class Threshold:
         """Human-readable form, e.g. ``"≤ 0.6 pass, ≤ 0.7 warn"``."""
         op = "≤" if self.better == "lower" or self.measure == "gap" else "≥"
         what = "|value − reference| " if self.measure == "gap" else ""
+        if self.pass_at == self.warn_at:
+            worse = ">" if op == "≤" else "<"
+            text = f"{what}{op} {self.pass_at:g} pass, {worse} {self.pass_at:g} fail"
+            return text + (" (whole 95% CI; warn when it straddles)" if self.basis == "ci" else "")
         ci = " (whole 95% CI)" if self.basis == "ci" else ""
         return f"{what}{op} {self.pass_at:g} pass, {op} {self.warn_at:g} warn{ci}"
 

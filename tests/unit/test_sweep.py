@@ -57,3 +57,27 @@ def test_sweep_refuses_before_touching_data_when_the_ledger_is_short(split, tmp_
     res = sh.sweep(train, hold, schema=schema, epsilons=[0.25, 0.5], ledger=path, random_state=1, progress=False)
     reloaded = sh.PrivacyLedger.load(path)
     assert len(reloaded.fits) == 2 and math.isclose(reloaded.total().rho, res.cost.rho, rel_tol=1e-9)
+
+
+def test_split_is_a_seeded_partition() -> None:
+    t = sh.datasets.load_flchain().head(100).reset_index(drop=True)
+    t["row"] = range(100)
+    train, hold = sh.split(t, 0.3, random_state=4)
+    assert (len(train), len(hold)) == (70, 30)
+    assert sorted(train["row"].tolist() + hold["row"].tolist()) == list(range(100))
+    again, _ = sh.split(t, 0.3, random_state=4)
+    assert again["row"].tolist() == train["row"].tolist()
+    with pytest.raises(sh.InvalidParameterError, match="'holdout_frac' parameter must be in \\(0, 1\\). Got 1.2"):
+        sh.split(t, 1.2)
+    with pytest.raises(sh.InvalidParameterError, match="empty side"):
+        sh.split(t.head(1), 0.5)
+
+
+def test_ledger_remaining_epsilon() -> None:
+    led = sh.PrivacyLedger(sh.PrivacyBudget(2.0, 1e-6))
+    assert led.remaining_epsilon() == pytest.approx(2.0)
+    fit = led.begin_fit("x", rho=sh.PrivacyBudget(1.0, 1e-6).rho)
+    from synthhealth.privacy import LedgerEntry
+    led.charge(LedgerEntry("discrete_gaussian", "marginal(a)", 1.0, 1.0, sh.PrivacyBudget(1.0, 1e-6).rho, fit, "x", True))
+    left = led.remaining_epsilon()
+    assert 0 < left < 2.0 and left > 1.0  # zCDP composition leaves more than the plain difference

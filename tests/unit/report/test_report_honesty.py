@@ -178,3 +178,16 @@ def test_shadow_attack_with_the_real_generator(flchain) -> None:
     lo, hi = m["attacks.shadow.auc"]["ci"]
     assert lo <= 0.5 + 0.1 and m["attacks.shadow.auc"]["value"] < 0.8
     assert m["bias.collapse.tvd1"]["value"] is not None
+
+
+def test_report_accessors_and_isolated_summary(flchain) -> None:
+    schema, train, holdout = flchain
+    rep = sh.Report.build(real=train.iloc[:300], holdout=holdout.iloc[:300], synthetic=train.iloc[:300],
+                          schema=schema, random_state=0, progress=False, n_boot=10)
+    assert rep.headline == rep.doc["summary"]["headline"] and rep.plain
+    assert rep.facts()["Formal guarantee"].startswith("none known")
+    assert rep.section("utility")["title"].startswith("Utility")
+    with pytest.raises(KeyError, match="no section 'nope'"):
+        rep.section("nope")
+    html = rep._repr_html_()
+    assert html.startswith("<div><iframe srcdoc=") and "summary-table" in html and "<body" not in html.split('"')[0]
