@@ -109,6 +109,29 @@ def split(table: pd.DataFrame, holdout_frac: float = 0.2, *, random_state: Any =
 def sweep_cost(epsilons: Sequence[float], *, generator: str = "mst", delta: float = 1e-6) -> SweepCost:
     """The privacy cost of a sweep, before it runs.
 
+    Parameters
+    ----------
+    epsilons : sequence of float
+        The ε of each fit of the sweep (positive, finite).
+    generator : {"mst", "aim", "dpvae"}, default "mst"
+        The generator the sweep fits: zCDP generators (MST, AIM) compose in ρ, DP-VAE by basic
+        composition.
+    delta : float, default 1e-6
+        The δ of each fit, in (0, 1).
+
+    Returns
+    -------
+    SweepCost
+        The plain sum of the ε, the (ε, δ) the ledger will record, the total ρ (0 for DP-VAE) and
+        the number of fits.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``epsilons`` is empty or holds a non-positive or non-finite value, ``generator`` is not
+        one of the choices, or (for MST and AIM) ``delta`` is not in (0, 1). For ``"dpvae"``,
+        ``delta`` is not checked here (the fits check it).
+
     Examples
     --------
     >>> c = sweep_cost([0.5, 1.0, 2.0], generator="mst")
@@ -116,6 +139,8 @@ def sweep_cost(epsilons: Sequence[float], *, generator: str = "mst", delta: floa
     (3.5, True)
     """
     eps = _check_epsilons(epsilons)
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0.0 < float(delta) < 1.0:
+        raise InvalidParameterError(f"The 'delta' parameter must be a float in (0, 1). Got {delta!r} instead.")
     if generator not in _GENERATORS:
         raise InvalidParameterError(
             f"The 'generator' parameter must be one of {sorted(_GENERATORS)}. Got {generator!r} instead.")
@@ -152,6 +177,19 @@ class SweepResult:
         """A two-panel chart (fidelity and TSTR AUROC against ε); saved to ``path`` when given.
 
         Returns the matplotlib Figure.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Where to save the chart; the format follows the extension (``.png``, ``.svg``, ``.pdf``).
+            ``None``: not saved.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Left: mean 1-way and 2-way TVD against ε (with the real-vs-real 2-way TVD as reference);
+            right: TSTR AUROC against ε, with train-on-real and chance (or a note when the schema
+            declares no outcome).
         """
         from matplotlib.figure import Figure
 

@@ -67,6 +67,27 @@ class ReferenceReport:
         return sum(self.problems.values())
 
     def add(self, kind: str, where: str) -> None:
+        """Count one problem, and keep it as an example while fewer than 20 are kept.
+
+        Parameters
+        ----------
+        kind : str
+            The kind of problem (one of the kinds listed under ``problems``).
+        where : str
+            Its location: file, position, resource and element path (never a value).
+
+        Returns
+        -------
+        None
+            ``problems[kind]`` is incremented; ``"<where>: <kind>"`` is appended to ``examples``.
+
+        Examples
+        --------
+        >>> rep = ReferenceReport("out/")
+        >>> rep.add("unresolved reference", "out/a.ndjson:3 Observation/o1 subject")
+        >>> rep.ok, rep.n_problems, rep.examples
+        (False, 1, ['out/a.ndjson:3 Observation/o1 subject: unresolved reference'])
+        """
         self.problems[kind] += 1
         if len(self.examples) < _MAX_EXAMPLES:
             self.examples.append(f"{where}: {kind}")

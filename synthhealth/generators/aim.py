@@ -50,7 +50,8 @@ class AIM(BaseGenerator):
         Upper bound on the number of rounds used to split the budget (default ``16 × d``, the
         paper's choice; annealing usually ends much earlier).
     iters : int, default 250
-        Estimation iterations per round (warm-started); the final estimate uses 4× as many.
+        Estimation iterations of the first estimate; rounds in between use a quarter of them
+        (warm-started; the model only ranks candidates there) and the final estimate 4× as many.
     random_state : None, int or Generator, default None
         ``None`` for a release (secure OpenDP noise); a seed is reproducible but NOT FOR RELEASE.
 
@@ -143,6 +144,10 @@ class AIM(BaseGenerator):
         model = estimate(domain, measurements, iters=self.iters)
         selected: list[tuple[str, ...]] = []
         self.rounds_ = 0
+        # between rounds the model only scores candidates, warm-started from the previous round:
+        # a quarter of the iterations is enough for that (flchain: same 2-way TVD, fits 3.6x faster);
+        # the final estimate gets 4x the full count
+        round_iters = max(25, self.iters // 4)
         while rho - rho_used > rho * 1e-9:
             remaining = rho - rho_used
             cost = 1.0 / (2.0 * sigma**2) + eps_sel**2 / 8.0
@@ -164,7 +169,7 @@ class AIM(BaseGenerator):
             measurements.append(data.measure(r, sigma))
             selected.append(r)
             previous = estimates[r]
-            model = estimate(domain, measurements, iters=self.iters, warm_start=model)
+            model = estimate(domain, measurements, iters=round_iters, warm_start=model)
             self.rounds_ += 1
             if bar is not None:
                 bar.n = min(1.0, rho_used / rho)

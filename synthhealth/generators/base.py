@@ -72,11 +72,51 @@ class BaseGenerator:
         return [p for p in sig.parameters if p != "self"]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as given."""
+        """Constructor parameters, as given.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility; generators hold no nested estimators, so it
+            changes nothing.
+
+        Returns
+        -------
+        dict
+            Parameter name → value, for every keyword of the constructor.
+
+        Examples
+        --------
+        >>> import synthhealth as sh
+        >>> sh.MST(epsilon=2.0).get_params()["epsilon"]
+        2.0
+        """
         return {k: getattr(self, k) for k in self._param_names()}
 
     def set_params(self, **params: Any) -> BaseGenerator:
-        """Set constructor parameters (validated at the next ``fit``)."""
+        """Set constructor parameters (validated at the next ``fit``).
+
+        Parameters
+        ----------
+        **params
+            Constructor parameters by name (see :meth:`get_params`).
+
+        Returns
+        -------
+        BaseGenerator
+            ``self``.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a name is not a constructor parameter of this generator.
+
+        Examples
+        --------
+        >>> import synthhealth as sh
+        >>> sh.MST().set_params(epsilon=0.5).epsilon
+        0.5
+        """
         valid = self._param_names()
         for k, v in params.items():
             if k not in valid:
@@ -135,6 +175,14 @@ class BaseGenerator:
             Before any data access, if the ledger cannot afford (``epsilon``, ``delta``).
         DataValidationError
             If the table does not match the schema.
+
+        Examples
+        --------
+        >>> import synthhealth as sh
+        >>> schema = sh.load_schema("flchain")
+        >>> gen = sh.MST(epsilon=1.0, random_state=0).fit(sh.datasets.load_flchain().iloc[:300], schema=schema)
+        >>> gen.ledger_.total(gen.fit_id_).epsilon <= 1.0 + 1e-9
+        True
         """
         budget = self._validate_params()
         self._validate_extra_params()
@@ -216,6 +264,22 @@ class BaseGenerator:
         -------
         pandas.DataFrame
             A table in schema form; numbers are drawn uniformly inside their synthetic bin.
+
+        Raises
+        ------
+        NotFittedError
+            If the generator is not fitted.
+        InvalidParameterError
+            If ``n`` is not a positive integer.
+
+        Examples
+        --------
+        >>> import synthhealth as sh
+        >>> schema = sh.load_schema("flchain")
+        >>> gen = sh.MST(epsilon=1.0, random_state=0).fit(sh.datasets.load_flchain().iloc[:300], schema=schema)
+        >>> synthetic = gen.sample(50, random_state=1)
+        >>> synthetic.shape == (50, len(schema.names))
+        True
         """
         self._check_fitted()
         if n is None:
@@ -244,6 +308,37 @@ class BaseGenerator:
 
         The folder holds the public schema, the model's noisy statistics and the privacy ledger,
         never a real record. It is written to a temporary folder and renamed at the end.
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder to write; it must be new or empty unless ``overwrite`` is true. Missing parent
+            folders are created.
+        overwrite : bool, default False
+            Replace an existing, non-empty folder.
+
+        Returns
+        -------
+        Path
+            The model folder (``path``).
+
+        Raises
+        ------
+        NotFittedError
+            If the generator is not fitted.
+        InvalidParameterError
+            If ``path`` is a non-empty folder and ``overwrite`` is false.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile, synthhealth as sh
+        >>> schema = sh.load_schema("flchain")
+        >>> gen = sh.MST(epsilon=1.0, random_state=0).fit(sh.datasets.load_flchain().iloc[:300], schema=schema)
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> folder = gen.save(pathlib.Path(tmp.name) / "model")
+        >>> sorted(p.name for p in folder.iterdir())
+        ['arrays.npz', 'model.json']
+        >>> tmp.cleanup()
         """
         self._check_fitted()
         out = Path(path)
@@ -285,7 +380,38 @@ class BaseGenerator:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BaseGenerator:
-        """Load a model saved with :meth:`save` (format version checked, no pickle)."""
+        """Load a model saved with :meth:`save` (format version checked, no pickle).
+
+        Parameters
+        ----------
+        path : str or Path
+            A model folder written by :meth:`save`.
+
+        Returns
+        -------
+        BaseGenerator
+            The fitted generator, ready to :meth:`sample`; an instance of the class it is called on
+            (``MST.load`` returns an :class:`MST`).
+
+        Raises
+        ------
+        InvalidParameterError
+            If the folder holds another kind of generator than the class called (e.g. an AIM model
+            read with ``MST.load``), or for the reasons of :func:`load_model`.
+        FileNotFoundError
+            If the folder or its files are missing.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile, synthhealth as sh
+        >>> schema = sh.load_schema("flchain")
+        >>> gen = sh.MST(epsilon=1.0, random_state=0).fit(sh.datasets.load_flchain().iloc[:300], schema=schema)
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> loaded = sh.MST.load(gen.save(pathlib.Path(tmp.name) / "model"))
+        >>> loaded.fit_id_ == gen.fit_id_
+        True
+        >>> tmp.cleanup()
+        """
         model = load_model(path)
         if cls is not BaseGenerator and not isinstance(model, cls):
             raise InvalidParameterError(f"{path} holds a {type(model).__name__} model, not a {cls.__name__}.")
@@ -295,12 +421,35 @@ class BaseGenerator:
 def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
     """Load any saved synthhealth model (the generator class is read from the file).
 
+    Parameters
+    ----------
+    path : str or Path
+        A model folder written by :meth:`BaseGenerator.save` (``model.json`` + ``arrays.npz``).
+
+    Returns
+    -------
+    BaseGenerator
+        The fitted generator (an :class:`AIM`, :class:`MST` or :class:`DPVAE`, as saved), with its
+        schema, its privacy ledger and its fitted state; ready to ``sample``. The constructor's
+        ``random_state`` is not saved: it is ``None`` on the loaded model.
+
     Raises
     ------
     FileNotFoundError
         If the folder or its files are missing.
     InvalidParameterError
         If the folder is not a synthhealth model or its format version is not supported.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, synthhealth as sh
+    >>> schema = sh.load_schema("flchain")
+    >>> gen = sh.MST(epsilon=1.0, random_state=0).fit(sh.datasets.load_flchain().iloc[:300], schema=schema)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> model = sh.load_model(gen.save(pathlib.Path(tmp.name) / "model"))
+    >>> type(model).__name__, model.sample(5).shape[0]
+    ('MST', 5)
+    >>> tmp.cleanup()
     """
     p = Path(path)
     meta_file = p / "model.json"

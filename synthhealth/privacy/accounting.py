@@ -59,6 +59,11 @@ def cdp_delta(rho: float, epsilon: float) -> float:
     float
         δ in [0, 1].
 
+    Raises
+    ------
+    InvalidParameterError
+        If ``rho`` or ``epsilon`` is negative or not a real number.
+
     Examples
     --------
     >>> round(cdp_delta(0.5, 3.0), 8)
@@ -86,6 +91,23 @@ def cdp_delta(rho: float, epsilon: float) -> float:
 def cdp_epsilon(rho: float, delta: float) -> float:
     """Smallest ε such that ρ-zCDP implies (ε, δ)-DP (up to 1e-12, rounded up).
 
+    Parameters
+    ----------
+    rho : float
+        zCDP parameter, ≥ 0.
+    delta : float
+        Target δ, in (0, 1].
+
+    Returns
+    -------
+    float
+        ε ≥ 0 (0 when ``rho`` is 0 or ``delta`` is 1).
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``rho`` is negative, ``delta`` is outside (0, 1], or either is not a real number.
+
     Examples
     --------
     >>> round(cdp_epsilon(0.005, 1e-6), 6)
@@ -108,6 +130,24 @@ def cdp_epsilon(rho: float, delta: float) -> float:
 def cdp_rho(epsilon: float, delta: float) -> float:
     """Largest ρ such that ρ-zCDP implies (ε, δ)-DP (rounded down).
 
+    Parameters
+    ----------
+    epsilon : float
+        Target ε, > 0.
+    delta : float
+        Target δ, in (0, 1).
+
+    Returns
+    -------
+    float
+        ρ ≥ 0.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``epsilon`` is not positive, ``delta`` is outside (0, 1), or either is not a real number
+        (with δ = 1 every ρ would qualify).
+
     Examples
     --------
     >>> round(cdp_rho(1.0, 1e-6), 6)
@@ -115,6 +155,8 @@ def cdp_rho(epsilon: float, delta: float) -> float:
     """
     epsilon = _check(epsilon, "epsilon", 0.0, lo_open=True)
     delta = _check(delta, "delta", 0.0, 1.0, lo_open=True)
+    if delta >= 1.0:
+        raise InvalidParameterError(f"The 'delta' parameter must be in (0, 1). Got {delta!r} instead.")
     lo, hi = 0.0, max(epsilon, 1.0) * 2.0
     while cdp_delta(hi, epsilon) <= delta:  # pragma: no cover - only for huge epsilon
         hi *= 2.0
@@ -130,6 +172,23 @@ def cdp_rho(epsilon: float, delta: float) -> float:
 def gaussian_rho(sensitivity: float, sigma: float) -> float:
     """ρ of the Gaussian mechanism: Δ² / (2σ²) (continuous and discrete Gaussian alike).
 
+    Parameters
+    ----------
+    sensitivity : float
+        L2 sensitivity Δ of the measured vector, ≥ 0.
+    sigma : float
+        Noise standard deviation σ, > 0.
+
+    Returns
+    -------
+    float
+        ρ ≥ 0.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``sensitivity`` is negative, ``sigma`` is not positive, or either is not a real number.
+
     Examples
     --------
     >>> gaussian_rho(1.0, 10.0)
@@ -143,6 +202,23 @@ def gaussian_rho(sensitivity: float, sigma: float) -> float:
 def gaussian_sigma(sensitivity: float, rho: float) -> float:
     """Noise standard deviation that makes the Gaussian mechanism ρ-zCDP: Δ / sqrt(2ρ).
 
+    Parameters
+    ----------
+    sensitivity : float
+        L2 sensitivity Δ of the measured vector, > 0.
+    rho : float
+        zCDP budget of this measurement, > 0.
+
+    Returns
+    -------
+    float
+        σ > 0.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``sensitivity`` or ``rho`` is not positive or not a real number.
+
     Examples
     --------
     >>> gaussian_sigma(1.0, 0.005)
@@ -155,6 +231,21 @@ def gaussian_sigma(sensitivity: float, rho: float) -> float:
 
 def exponential_rho(epsilon: float) -> float:
     """ρ of an ε-DP exponential mechanism: ε²/8 (bounded range; Cesar and Rogers 2021).
+
+    Parameters
+    ----------
+    epsilon : float
+        ε of the exponential mechanism, ≥ 0.
+
+    Returns
+    -------
+    float
+        ρ ≥ 0.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``epsilon`` is negative or not a real number.
 
     Examples
     --------

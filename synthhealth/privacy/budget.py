@@ -10,9 +10,9 @@ from .accounting import cdp_epsilon, cdp_rho
 
 __all__ = ["PrivacyBudget", "DEFAULT_DELTA"]
 
-#: Default δ. Fixed and documented: a default computed from the number of patients (such as
-#: 1/n²) would itself depend on private data.
 DEFAULT_DELTA = 1e-6
+"""Default δ. Fixed and documented: a default computed from the number of patients (such as
+1/n²) would itself depend on private data."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,45 @@ class PrivacyBudget:
 
     @classmethod
     def from_rho(cls, rho: float, delta: float = DEFAULT_DELTA) -> PrivacyBudget:
-        """The (ε, δ) guaranteed by ρ-zCDP at the given δ."""
+        """The (ε, δ) guaranteed by ρ-zCDP at the given δ.
+
+        Parameters
+        ----------
+        rho : float
+            zCDP parameter, > 0 (ρ = 0 gives ε = 0, which is not a valid budget).
+        delta : float, default 1e-6
+            δ in (0, 1).
+
+        Returns
+        -------
+        PrivacyBudget
+            The budget with the smallest ε that ρ-zCDP implies at ``delta``.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``rho`` is not positive or ``delta`` is not in (0, 1).
+
+        Examples
+        --------
+        >>> round(PrivacyBudget.from_rho(0.005, 1e-6).epsilon, 6)
+        0.429941
+        """
         return cls(cdp_epsilon(rho, delta), delta)
 
     def to_dict(self) -> dict[str, float]:
-        """``{"epsilon", "delta", "rho"}``."""
+        """``{"epsilon", "delta", "rho"}``.
+
+        Returns
+        -------
+        dict of str to float
+            The budget's ε, δ and equivalent ρ.
+
+        Examples
+        --------
+        >>> PrivacyBudget(1.0, 1e-6).to_dict()["epsilon"]
+        1.0
+        """
         return {"epsilon": self.epsilon, "delta": self.delta, "rho": self.rho}
 
     def __str__(self) -> str:

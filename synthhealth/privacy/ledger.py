@@ -38,11 +38,15 @@ from .budget import PrivacyBudget
 __all__ = ["LedgerEntry", "PrivacyLedger", "LedgerTotal", "LEDGER_FORMAT_VERSION"]
 
 LEDGER_FORMAT = "synthhealth-privacy-ledger"
+"""The ``format`` field of every ledger file: :meth:`PrivacyLedger.load` refuses other files."""
 LEDGER_FORMAT_VERSION = 1
+"""Version of the ledger file format written and read by this release."""
 _TOL = 1e-9  # relative slack for float round-off when comparing spent with budget
 
 UNIT = "patient"
+"""The privacy unit: the guarantee protects each patient (not each record)."""
 NEIGHBOURING = "add or remove one patient (all of their records: one row of the patient table)"
+"""The neighbouring relation under which every sensitivity and every cost is stated."""
 
 
 def _now() -> str:
@@ -80,9 +84,11 @@ class LedgerEntry:
     accounting : str
         ``"zcdp"`` or ``"approx_dp"``.
     fit_id : str
+        The fit this access belongs to (the id returned by :meth:`PrivacyLedger.begin_fit`).
     library : str
         The sampler and its version (``"opendp 0.16.0"``, or seeded numpy: not for release).
     seeded : bool
+        Whether the noise came from a seeded generator (reproducible, NOT FOR RELEASE).
     time : str
         ISO 8601 UTC.
     """
@@ -113,7 +119,26 @@ class LedgerEntry:
 
 @dataclass(frozen=True)
 class LedgerTotal:
-    """Composed privacy loss of a ledger (or of one fit)."""
+    """Composed privacy loss of a ledger (or of one fit).
+
+    Returned by :meth:`PrivacyLedger.total`.
+
+    Attributes
+    ----------
+    rho : float
+        Sum of the ρ of the zCDP entries.
+    epsilon, delta : float
+        The composed (ε, δ) guarantee: zCDP part converted at the ledger's free δ, plus the
+        (ε, δ) entries by basic composition.
+    n_entries : int
+        Number of entries (mechanism calls) counted.
+    seeded : bool
+        Whether any counted entry used seeded noise (NOT FOR RELEASE).
+    unit : str
+        The privacy unit (``"patient"``).
+    neighbouring : str
+        The neighbouring relation, in words.
+    """
 
     rho: float
     epsilon: float
@@ -124,7 +149,19 @@ class LedgerTotal:
     neighbouring: str = NEIGHBOURING
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
+        """JSON-serialisable form.
+
+        Returns
+        -------
+        dict
+            Every field by name (``rho``, ``epsilon``, ``delta``, ``n_entries``, ``seeded``,
+            ``unit``, ``neighbouring``).
+
+        Examples
+        --------
+        >>> LedgerTotal(0.0, 0.0, 0.0, 0, False).to_dict()["unit"]
+        'patient'
+        """
         return asdict(self)
 
     def __str__(self) -> str:
@@ -172,6 +209,19 @@ class PrivacyLedger:
     def open(cls, path: str | os.PathLike[str], budget: PrivacyBudget | None = None) -> PrivacyLedger:
         """Load the ledger at ``path``, or create it with ``budget`` if it does not exist.
 
+        Parameters
+        ----------
+        path : str or Path
+            The ledger file (JSON). A new file is written at once when it does not exist yet.
+        budget : PrivacyBudget, optional
+            The budget of a new ledger. For an existing file it may be omitted; when given, it must
+            equal the budget recorded in the file.
+
+        Returns
+        -------
+        PrivacyLedger
+            The file-backed ledger (every later charge is written to ``path``).
+
         Raises
         ------
         InvalidParameterError
@@ -179,6 +229,18 @@ class PrivacyLedger:
             budget recorded in the file (a ledger's budget is fixed when it is created).
         AccountingError
             If the file is not a valid ledger.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = pathlib.Path(tmp.name) / "ledger.json"
+        >>> PrivacyLedger.open(path, PrivacyBudget(1.0, 1e-6)).path == path
+        True
+        >>> PrivacyLedger.open(path).budget.epsilon
+        1.0
+        >>> tmp.cleanup()
         """
         p = Path(path)
         if p.exists():
@@ -200,7 +262,34 @@ class PrivacyLedger:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PrivacyLedger:
-        """Read a ledger file (checking its format and version)."""
+        """Read a ledger file (checking its format and version).
+
+        Parameters
+        ----------
+        path : str or Path
+            A ledger file written by this class (:meth:`open`, :meth:`save`).
+
+        Returns
+        -------
+        PrivacyLedger
+            The ledger, backed by ``path``.
+
+        Raises
+        ------
+        AccountingError
+            If the file cannot be read, is not a synthhealth privacy ledger, has another format
+            version, or is damaged.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> saved = PrivacyLedger(PrivacyBudget(1.0, 1e-6)).save(pathlib.Path(tmp.name) / "ledger.json")
+        >>> PrivacyLedger.load(saved).budget.epsilon
+        1.0
+        >>> tmp.cleanup()
+        """
         p = Path(path)
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
@@ -228,7 +317,21 @@ class PrivacyLedger:
         return ledger
 
     def to_dict(self) -> dict[str, Any]:
-        """The ledger document (what is written to disk)."""
+        """The ledger document (what is written to disk).
+
+        Returns
+        -------
+        dict
+            JSON-serialisable: format and version, privacy unit, accounting method, dataset label,
+            budget, total spent, fits and entries.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> doc = PrivacyLedger(PrivacyBudget(1.0, 1e-6)).to_dict()
+        >>> doc["format"], doc["entries"]
+        ('synthhealth-privacy-ledger', [])
+        """
         return {
             "format": LEDGER_FORMAT,
             "version": LEDGER_FORMAT_VERSION,
@@ -247,11 +350,57 @@ class PrivacyLedger:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> PrivacyLedger:
-        """Rebuild an in-memory ledger from :meth:`to_dict` output."""
+        """Rebuild an in-memory ledger from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        doc : dict
+            A ledger document, as returned by :meth:`to_dict` (or read from a ledger file).
+
+        Returns
+        -------
+        PrivacyLedger
+            An in-memory ledger (``path`` is ``None``) with the document's budget, fits and entries.
+
+        Raises
+        ------
+        AccountingError
+            If ``doc`` is not a ledger document of this format version, or is damaged.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> PrivacyLedger.from_dict(ledger.to_dict()).budget == ledger.budget
+        True
+        """
         return cls._from_doc(doc, "ledger document")
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a copy of the ledger to ``path`` (atomic)."""
+        """Write a copy of the ledger to ``path`` (atomic).
+
+        The ledger itself stays backed by its own file (if any): later charges are not written to
+        the copy.
+
+        Parameters
+        ----------
+        path : str or Path
+            Where to write the copy (JSON); missing parent folders are created.
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> PrivacyLedger(PrivacyBudget(1.0, 1e-6)).save(pathlib.Path(tmp.name) / "copy.json").name
+        'copy.json'
+        >>> tmp.cleanup()
+        """
         p = Path(path)
         _atomic_write(p, json.dumps(self.to_dict(), indent=1))
         return p
@@ -298,6 +447,27 @@ class PrivacyLedger:
 
         zCDP entries are added up in ρ and converted at the part of the ledger's δ that the
         (ε, δ) entries leave free; (ε, δ) entries add their ε and δ on top (basic composition).
+
+        Parameters
+        ----------
+        fit_id : str, optional
+            Only the entries of this fit (as returned by :meth:`begin_fit`). ``None``: every entry.
+
+        Returns
+        -------
+        LedgerTotal
+            ρ, the composed (ε, δ), the number of entries, and whether any of them was seeded.
+
+        Raises
+        ------
+        AccountingError
+            If the (ε, δ) entries use up the ledger's δ while zCDP entries exist.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> PrivacyLedger(PrivacyBudget(1.0, 1e-6)).total().epsilon
+        0.0
         """
         entries = [e for e in self.entries if fit_id is None or e.fit_id == fit_id]
         rho = math.fsum(e.rho for e in entries if e.accounting == "zcdp")
@@ -310,7 +480,19 @@ class PrivacyLedger:
         return LedgerTotal(rho, eps, delta, len(entries), any(e.seeded for e in entries))
 
     def spent_rho(self) -> float:
-        """Total ρ spent, with (ε, δ) entries converted conservatively (they cannot be; see remaining_rho)."""
+        """Total ρ spent, with (ε, δ) entries converted conservatively (they cannot be; see remaining_rho).
+
+        Returns
+        -------
+        float
+            The sum of the ρ of the zCDP entries; (ε, δ) entries are not included.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> PrivacyLedger(PrivacyBudget(1.0, 1e-6)).spent_rho()
+        0.0
+        """
         return math.fsum(e.rho for e in self.entries if e.accounting == "zcdp")
 
     def remaining_rho(self) -> float:
@@ -318,6 +500,18 @@ class PrivacyLedger:
 
         (ε, δ) entries consume the budget by basic composition: the remaining zCDP budget is the ρ
         that fits in the (ε, δ) left after subtracting their ε and δ.
+
+        Returns
+        -------
+        float
+            The remaining ρ, ≥ 0.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> ledger.remaining_rho() == ledger.budget.rho
+        True
         """
         eps_extra = math.fsum(e.epsilon for e in self.entries if e.accounting == "approx_dp")
         delta_extra = math.fsum(e.delta for e in self.entries if e.accounting == "approx_dp")
@@ -334,6 +528,11 @@ class PrivacyLedger:
     def remaining_epsilon(self) -> float:
         """ε still available to zCDP fits (at the ledger's δ), for people who think in ε rather than ρ.
 
+        Returns
+        -------
+        float
+            The ε that :meth:`remaining_rho` guarantees at the ledger's δ; 0 when nothing is left.
+
         Examples
         --------
         >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
@@ -345,7 +544,42 @@ class PrivacyLedger:
 
     def check(self, rho: float = 0.0, *, epsilon: float = 0.0, delta: float = 0.0) -> None:
         """Raise :class:`BudgetExceededError` if spending ``rho`` (zCDP) or ``(epsilon, delta)`` more
-        would exceed the budget."""
+        would exceed the budget.
+
+        Nothing is recorded: this only checks. When ``epsilon`` or ``delta`` is positive, the
+        (ε, δ) cost is checked and ``rho`` is ignored.
+
+        Parameters
+        ----------
+        rho : float, default 0.0
+            zCDP cost to check, ≥ 0.
+        epsilon, delta : float, default 0.0
+            (ε, δ) cost to check (entries accounted by basic composition), ≥ 0.
+
+        Returns
+        -------
+        None
+            Returns normally when the spending fits in the remaining budget.
+
+        Raises
+        ------
+        BudgetExceededError
+            If the spending would exceed the ledger's budget (the message says what remains).
+        InvalidParameterError
+            If a cost is negative, infinite or not a number.
+
+        Examples
+        --------
+        >>> from synthhealth.exceptions import BudgetExceededError
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> ledger.check(ledger.budget.rho / 2)
+        >>> try:
+        ...     ledger.check(2 * ledger.budget.rho)
+        ... except BudgetExceededError:
+        ...     print("refused")
+        refused
+        """
         for name, v in (("rho", rho), ("epsilon", epsilon), ("delta", delta)):
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise InvalidParameterError(f"The {name!r} parameter must be a float in [0, inf). Got {v!r} instead.")
@@ -376,16 +610,37 @@ class PrivacyLedger:
         Parameters
         ----------
         generator : str
+            Name of the generator (e.g. ``"mst"``), recorded with the fit.
         rho : float
             Planned zCDP cost (``accounting="zcdp"``).
         epsilon, delta : float, optional
             The fit's target; for ``accounting="approx_dp"`` (e.g. DP-SGD) the planned (ε, δ) cost.
+        schema_hash : str, optional
+            Hash of the public schema the fit uses (:attr:`PatientSchema.hash`), recorded with the fit.
+        seeded : bool, default False
+            Whether the fit draws its noise from a seeded generator (recorded: NOT FOR RELEASE).
         accounting : {"zcdp", "approx_dp"}
+            How the fit's cost is accounted: in ρ (zCDP) or in (ε, δ) (basic composition).
 
         Returns
         -------
         str
             The fit id that every entry of this fit carries.
+
+        Raises
+        ------
+        BudgetExceededError
+            If the planned cost does not fit in the remaining budget (nothing is recorded).
+        InvalidParameterError
+            If ``accounting`` is not one of the two choices, or a cost is invalid.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> fit_id = ledger.begin_fit("mst", rho=0.01, schema_hash="abc", seeded=True)
+        >>> ledger.fits[0]["status"], ledger.fits[0]["seeded"]
+        ('running', True)
         """
         if accounting not in ("zcdp", "approx_dp"):
             raise InvalidParameterError(
@@ -408,10 +663,31 @@ class PrivacyLedger:
     def charge(self, entry: LedgerEntry) -> None:
         """Record one mechanism call. Call it *before* releasing the mechanism's output.
 
+        Parameters
+        ----------
+        entry : LedgerEntry
+            The mechanism call; its ``fit_id`` must come from :meth:`begin_fit` on this ledger.
+
+        Returns
+        -------
+        None
+            The entry is appended (and, for a file-backed ledger, written to disk).
+
         Raises
         ------
         BudgetExceededError
             If the entry would exceed the ledger's budget or its fit's planned cost.
+        AccountingError
+            If ``entry.fit_id`` is not a fit of this ledger.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> fit = ledger.begin_fit("example", rho=0.01)
+        >>> ledger.charge(LedgerEntry("discrete_gaussian", "marginal(age)", 1.0, 10.0, 0.005, fit, "opendp", False))
+        >>> len(ledger.entries)
+        1
         """
         with self._locked():
             self._refresh()
@@ -435,7 +711,34 @@ class PrivacyLedger:
             self._write()
 
     def end_fit(self, fit_id: str, status: str = "done") -> None:
-        """Mark a fit as finished (``"done"``) or failed."""
+        """Mark a fit as finished (``"done"``) or failed.
+
+        Parameters
+        ----------
+        fit_id : str
+            The id returned by :meth:`begin_fit`.
+        status : str, default "done"
+            The fit's final status (``"done"``, or ``"failed"`` when it stopped with an error).
+
+        Returns
+        -------
+        None
+            The fit's status and end time are recorded (and written to disk for a file-backed ledger).
+
+        Raises
+        ------
+        AccountingError
+            If ``fit_id`` is not a fit of this ledger.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> fit = ledger.begin_fit("example", rho=0.01)
+        >>> ledger.end_fit(fit)
+        >>> ledger.fits[0]["status"]
+        'done'
+        """
         with self._locked():
             self._refresh()
             fit = self._fit(fit_id)

@@ -209,6 +209,8 @@ class Report:
         n_boot : int, default 200
             Bootstrap resamples for confidence intervals.
         title : str, optional
+            Title shown at the top of the HTML and PDF report. Default: ``"Privacy and utility
+            report: <schema name>"``.
         random_state : None, int or numpy Generator
             Seeds the subsampling, attacks and bootstraps (not any privacy noise).
         progress : bool, default True
@@ -385,7 +387,26 @@ class Report:
         return {m["key"]: m for s in self.doc["sections"] for m in s["metrics"]}
 
     def metric(self, key: str) -> dict[str, Any]:
-        """One metric by key (``KeyError`` naming the available keys' prefix when absent)."""
+        """One metric by key (``KeyError`` when the report has no such metric).
+
+        Parameters
+        ----------
+        key : str
+            The metric's dotted key, e.g. ``"attacks.dcr.auc"`` (see :meth:`metrics` for every key).
+
+        Returns
+        -------
+        dict
+            The metric as stored in the report document: ``key``, ``name``, ``value``, ``goal``,
+            ``range``, ``reference``, ``ci``, ``description``, ``formula``, ``real_data``,
+            ``details`` and the other fields of :class:`synthhealth.report.Metric`.
+
+        Raises
+        ------
+        KeyError
+            If the report has no metric with that key (e.g. a section that was skipped, or a
+            release report, which keeps only synthetic-data metrics).
+        """
         ms = self.metrics()
         if key not in ms:
             raise KeyError(f"no metric {key!r} in this report ({len(ms)} metrics)")
@@ -396,7 +417,21 @@ class Report:
         return "\n".join(self.doc["summary"]["lines"])
 
     def to_dict(self, *, release: bool = False) -> dict[str, Any]:
-        """The report document; ``release=True`` drops every statistic of the real data."""
+        """The report document; ``release=True`` drops every statistic of the real data.
+
+        Parameters
+        ----------
+        release : bool, default False
+            Return the shareable release variant: the privacy guarantee and synthetic-only metrics
+            and figures; every metric, figure, check and fact about the real data is removed and the
+            verdict is recomputed from what remains.
+
+        Returns
+        -------
+        dict
+            A JSON-serialisable copy of the document (changing it does not change the report):
+            ``format``, ``format_version``, ``meta``, ``summary``, ``sections`` and ``warnings``.
+        """
         return _release(self.doc) if release else json.loads(json.dumps(self.doc))
 
     @property
@@ -441,14 +476,22 @@ class Report:
         Parameters
         ----------
         path : folder
+            The output folder (created if missing); files of the same names are replaced.
         release : bool, default False
-            Write the shareable release variant (no statistic of the real data).
+            Write the shareable release variant (no statistic of the real data), as
+            ``report-release.json``, ``report-release.html`` and ``report-release.pdf``.
         formats : sequence of {"json", "html", "pdf"}
+            Which files to write (default: all three).
 
         Returns
         -------
         dict
             Format → written path.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``formats`` is empty or names a format other than json, html and pdf.
         """
         bad = [f for f in formats if f not in ("json", "html", "pdf")]
         if bad or not formats:
@@ -481,7 +524,28 @@ class Report:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:
-        """Read a saved ``report.json`` (or a folder holding one)."""
+        """Read a saved ``report.json`` (or a folder holding one).
+
+        Parameters
+        ----------
+        path : str or Path
+            A report JSON file written by :meth:`save` (e.g. ``report-release.json``), or a folder
+            holding ``report.json``.
+
+        Returns
+        -------
+        Report
+            The report, with the same views (:attr:`verdict`, :meth:`metric`, :meth:`summary`, ...)
+            as the one that was saved.
+
+        Raises
+        ------
+        SynthHealthError
+            If the file cannot be read or is not valid JSON.
+        InvalidParameterError
+            If the JSON is not a synthhealth report, or has a format version this release does not
+            read.
+        """
         p = Path(path)
         if p.is_dir():
             p = p / "report.json"

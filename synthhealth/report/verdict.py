@@ -31,16 +31,30 @@ class Threshold:
     pass_at, warn_at : float
         With ``better="lower"``: pass when value ≤ ``pass_at``, warn when ≤ ``warn_at``, else fail.
         With ``better="higher"``: pass when value ≥ ``pass_at``, warn when ≥ ``warn_at``, else fail.
-    better : {"lower", "higher"}
-    measure : {"value", "gap"}
+    better : {"lower", "higher"}, default "lower"
+        Which direction is better for the value (ignored with ``measure="gap"``, where a smaller
+        gap is always better).
+    measure : {"value", "gap"}, default "value"
         ``"gap"`` judges ``|value − reference|`` (lower is better) instead of the value.
-    why : str
+    why : str, default ""
         Plain-language meaning, shown beside the verdict.
-    basis : {"value", "ci"}
+    basis : {"value", "ci"}, default "value"
         ``"ci"`` judges the metric's 95% confidence interval when it has one: pass only when the
         whole interval passes, fail only when the whole interval fails, warn when the interval is
         too wide to tell (small data must not pass, or fail, by chance). Without a CI the value is
         judged.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``better``, ``measure`` or ``basis`` is not one of its choices, or ``pass_at`` is on the
+        wrong side of ``warn_at`` for ``better``.
+
+    Examples
+    --------
+    >>> th = Threshold(0.6, 0.7, why="attack AUC")
+    >>> th.judge(0.55), th.judge(0.65), th.judge(0.9)
+    ('pass', 'warn', 'fail')
     """
 
     pass_at: float
@@ -67,7 +81,20 @@ class Threshold:
                 f"Got pass_at={self.pass_at}, warn_at={self.warn_at} instead.")
 
     def rule(self) -> str:
-        """Human-readable form, e.g. ``"≤ 0.6 pass, ≤ 0.7 warn"``."""
+        """Human-readable form, e.g. ``"≤ 0.6 pass, ≤ 0.7 warn"``.
+
+        Returns
+        -------
+        str
+            The rule as shown in the report's checks.
+
+        Examples
+        --------
+        >>> Threshold(0.9, 0.7, better="higher").rule()
+        '≥ 0.9 pass, ≥ 0.7 warn'
+        >>> Threshold(0.1, 0.2, measure="gap", basis="ci").rule()
+        '|value − reference| ≤ 0.1 pass, ≤ 0.2 warn (whole 95% CI)'
+        """
         op = "≤" if self.better == "lower" or self.measure == "gap" else "≥"
         what = "|value − reference| " if self.measure == "gap" else ""
         if self.pass_at == self.warn_at:
@@ -84,7 +111,34 @@ class Threshold:
 
     def judge(self, value: float | None, reference: float | None = None,
               ci: tuple[float, float] | None = None) -> Verdict:
-        """Verdict for one value (``"n/a"`` when it is missing); with ``basis="ci"``, for its CI."""
+        """Verdict for one value (``"n/a"`` when it is missing); with ``basis="ci"``, for its CI.
+
+        Parameters
+        ----------
+        value : float or None
+            The metric's value.
+        reference : float, optional
+            The metric's reference value; required with ``measure="gap"`` (else ``"n/a"``).
+        ci : (float, float), optional
+            The metric's 95% confidence interval; used with ``basis="ci"`` when both ends are finite.
+
+        Returns
+        -------
+        {"pass", "warn", "fail", "n/a"}
+            ``"n/a"`` when ``value`` is missing or not finite, or a gap has no reference. With a CI:
+            ``"pass"`` only when the whole interval passes, ``"fail"`` only when the whole interval
+            fails, ``"warn"`` otherwise.
+
+        Examples
+        --------
+        >>> th = Threshold(0.1, 0.2, measure="gap", basis="ci")
+        >>> th.judge(0.55, reference=0.5)
+        'pass'
+        >>> th.judge(0.55, reference=0.5, ci=(0.52, 0.75))
+        'warn'
+        >>> th.judge(None)
+        'n/a'
+        """
         if value is None or not math.isfinite(value):
             return "n/a"
         if self.measure == "gap" and reference is None:
@@ -110,7 +164,6 @@ class Threshold:
 
 _AUC = "An AUC of 0.5 means the attacker does no better than a coin toss; 1.0 means members are always recognised."
 
-#: Default thresholds, in order: the first matching pattern judges a metric. See ``docs/report.md``.
 DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "guarantee.epsilon": Threshold(2.0, 8.0, why="ε ≤ 2 is a strong guarantee; above 8 the proven protection is weak."),
     "attacks.*.auc": Threshold(0.1, 0.2, measure="gap", basis="ci", why=_AUC),
@@ -145,9 +198,10 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "bias.coverage": Threshold(0.7, 0.4, better="higher", why="Share of real patients with a synthetic look-alike "
                                                               "nearby (diversity)."),
 }
+"""Default thresholds, in order: the first matching pattern judges a metric. See ``docs/report.md``."""
 
-#: which checks are about privacy (the rest are utility/bias)
 PRIVACY_PREFIXES = ("guarantee.", "attacks.")
+"""Which checks are about privacy (the rest are utility/bias)."""
 
 
 def _match(key: str, thresholds: Mapping[str, Threshold]) -> Threshold | None:
@@ -163,6 +217,32 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
 
     The empirical ε lower bounds of the attacks are judged against the claimed ε: a lower bound
     above the claim means the accounting or the implementation is wrong (fail).
+
+    Parameters
+    ----------
+    metrics : iterable of Metric
+        The report's metrics.
+    thresholds : mapping of pattern → Threshold, optional
+        User thresholds (``fnmatch`` patterns of metric keys). They are tried before
+        :data:`DEFAULT_THRESHOLDS`; the first matching pattern judges a metric.
+    claimed_epsilon : float, optional
+        The proven ε of the guarantee. Without it, the attacks' ``epsilon_lower_bound`` metrics
+        are not judged.
+
+    Returns
+    -------
+    list of Check
+        One check per metric that some threshold covers, in the order of ``metrics``; metrics
+        that no pattern matches are not judged.
+
+    Examples
+    --------
+    >>> from synthhealth.report.model import Metric
+    >>> m = Metric("utility.pmse_ratio", "pMSE ratio", 3.0, "minimize", (1.0, float("inf")))
+    >>> [c.verdict for c in judge([m])]
+    ['pass']
+    >>> judge([m], {"utility.pmse_ratio": Threshold(1.5, 2.0)})[0].verdict
+    'fail'
     """
     merged: dict[str, Threshold] = dict(thresholds or {})
     for k, v in DEFAULT_THRESHOLDS.items():
@@ -185,14 +265,57 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
 
 
 def overall(checks: Iterable[Check]) -> Verdict:
-    """The worst verdict (fail > warn > pass); ``"n/a"`` when nothing was judged."""
+    """The worst verdict (fail > warn > pass); ``"n/a"`` when nothing was judged.
+
+    Parameters
+    ----------
+    checks : iterable of Check
+        The judged checks (from :func:`judge`); ``"n/a"`` checks do not count.
+
+    Returns
+    -------
+    {"pass", "warn", "fail", "n/a"}
+        The overall verdict.
+
+    Examples
+    --------
+    >>> from synthhealth.report.model import Check
+    >>> overall([Check("a", "A", 1.0, "", "pass"), Check("b", "B", 2.0, "", "warn")])
+    'warn'
+    >>> overall([])
+    'n/a'
+    """
     order = {"fail": 3, "warn": 2, "pass": 1}
     worst = max((order.get(c.verdict, 0) for c in checks), default=0)
     return {3: "fail", 2: "warn", 1: "pass", 0: "n/a"}[worst]  # type: ignore[return-value]
 
 
 def load_thresholds(doc: Mapping[str, Any]) -> dict[str, Threshold]:
-    """Thresholds from a mapping ``{pattern: {pass_at, warn_at, better?, measure?, why?}}`` (e.g. parsed YAML)."""
+    """Thresholds from a mapping ``{pattern: {pass_at, warn_at, better?, measure?, why?}}`` (e.g. parsed YAML).
+
+    Parameters
+    ----------
+    doc : mapping
+        Metric pattern → mapping with ``pass_at`` and ``warn_at`` (required) and optionally
+        ``better``, ``measure``, ``why`` and ``basis`` (the fields of :class:`Threshold`).
+
+    Returns
+    -------
+    dict of str to Threshold
+        Ready to pass as ``thresholds`` to :func:`judge` or :meth:`Report.build`.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``doc`` is not a mapping, an entry lacks ``pass_at`` or ``warn_at`` or has unknown keys,
+        or a threshold is invalid.
+
+    Examples
+    --------
+    >>> th = load_thresholds({"attacks.*.auc": {"pass_at": 0.05, "warn_at": 0.1, "measure": "gap"}})
+    >>> th["attacks.*.auc"].rule()
+    '|value − reference| ≤ 0.05 pass, ≤ 0.1 warn'
+    """
     if not isinstance(doc, Mapping):
         raise InvalidParameterError(f"The thresholds must be a mapping of metric pattern to threshold. "
                                     f"Got {type(doc).__name__} instead.")
@@ -205,7 +328,12 @@ def load_thresholds(doc: Mapping[str, Any]) -> dict[str, Threshold]:
         if unknown:
             raise InvalidParameterError(f"threshold {pattern!r} has unknown keys {sorted(unknown)}; allowed: pass_at, "
                                         "warn_at, better, measure, why, basis.")
-        out[str(pattern)] = Threshold(float(spec["pass_at"]), float(spec["warn_at"]), spec.get("better", "lower"),
+        try:
+            pass_at, warn_at = float(spec["pass_at"]), float(spec["warn_at"])
+        except (TypeError, ValueError):
+            raise InvalidParameterError(f"threshold {pattern!r} needs numbers for 'pass_at' and 'warn_at'. "
+                                        f"Got {spec['pass_at']!r} and {spec['warn_at']!r} instead.") from None
+        out[str(pattern)] = Threshold(pass_at, warn_at, spec.get("better", "lower"),
                                       spec.get("measure", "value"), str(spec.get("why", "")),
                                       spec.get("basis", "value"))
     return out

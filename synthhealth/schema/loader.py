@@ -601,6 +601,11 @@ def load_schema(source: str | Path | Mapping[str, Any]) -> PatientSchema:
 def bundled_schemas() -> list[str]:
     """Names of the schemas shipped with synthhealth.
 
+    Returns
+    -------
+    list of str
+        Sorted names, each accepted by :func:`load_schema` and :func:`schema_path`.
+
     Examples
     --------
     >>> "core-patient" in bundled_schemas()
@@ -611,7 +616,28 @@ def bundled_schemas() -> list[str]:
 
 
 def schema_path(name: str) -> Path:
-    """Path of a bundled schema file (``schema_path("flchain")``)."""
+    """Path of a bundled schema file (``schema_path("flchain")``).
+
+    Parameters
+    ----------
+    name : str
+        The name of a bundled schema (one of :func:`bundled_schemas`), without ``.yaml``.
+
+    Returns
+    -------
+    Path
+        The YAML file inside the installed package (a starting point for a schema of your own).
+
+    Raises
+    ------
+    FileNotFoundError
+        If no bundled schema has that name (the message lists the bundled ones).
+
+    Examples
+    --------
+    >>> schema_path("flchain").name
+    'flchain.yaml'
+    """
     p = Path(str(resources.files("synthhealth") / "schemas" / f"{name}.yaml"))
     if not p.exists():
         raise FileNotFoundError(f"no bundled schema named {name!r} (bundled: {', '.join(bundled_schemas())})")

@@ -71,7 +71,19 @@ class AttributeCounts:
     bad_value: int = 0
 
     def any(self) -> bool:
-        """Whether anything other than missing values was counted."""
+        """Whether anything other than missing values was counted.
+
+        Returns
+        -------
+        bool
+            ``True`` when a value was mapped out of the domain, clipped, capped, skipped for its unit,
+            or skipped as malformed.
+
+        Examples
+        --------
+        >>> AttributeCounts(missing=3).any(), AttributeCounts(clipped=1).any()
+        (False, True)
+        """
         return bool(self.out_of_domain or self.clipped or self.capped or self.unit_mismatch or self.bad_value)
 
 
@@ -95,7 +107,19 @@ class FlattenReport:
     read_stats: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
+        """JSON-serialisable form.
+
+        Returns
+        -------
+        dict
+            ``schema_name``, ``schema_hash``, ``n_patients``, ``attributes`` (the counts of each
+            attribute as a dict) and ``read_stats``.
+
+        Examples
+        --------
+        >>> FlattenReport("t", "abc", 2, {"age": AttributeCounts(clipped=1)}).to_dict()["attributes"]["age"]["clipped"]
+        1
+        """
         return {
             "schema_name": self.schema_name,
             "schema_hash": self.schema_hash,
@@ -105,7 +129,21 @@ class FlattenReport:
         }
 
     def summary(self) -> str:
-        """Plain-text summary of out-of-domain values, clipping and capping."""
+        """Plain-text summary of out-of-domain values, clipping and capping.
+
+        Returns
+        -------
+        str
+            A head line (patients, attributes, skipped resources), then one line per attribute
+            whose values were bounded or mapped (counts only, never values).
+
+        Examples
+        --------
+        >>> print(FlattenReport("t", "abc", 2, {"age": AttributeCounts(clipped=1)}).summary())
+        2 patients, 1 attributes
+        values bounded or mapped to the declared domain:
+          age: 1 clipped to bounds
+        """
         lines = []
         for name, c in self.attributes.items():
             parts = []
@@ -774,7 +812,30 @@ def flatten(
 
 
 def report_of(table: pd.DataFrame) -> FlattenReport | None:
-    """The :class:`FlattenReport` stored on a table by :func:`flatten`, if any."""
+    """The :class:`FlattenReport` stored on a table by :func:`flatten`, if any.
+
+    Tables checked by :func:`synthhealth.read_table` carry one too.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table returned by :func:`flatten` or :func:`synthhealth.read_table`.
+
+    Returns
+    -------
+    FlattenReport or None
+        The counts of what was bounded or mapped, or ``None`` when the table carries no such
+        report (e.g. a DataFrame built by hand, or synthetic data).
+
+    Examples
+    --------
+    >>> import pandas as pd, synthhealth as sh
+    >>> report_of(pd.DataFrame({"age": [61]})) is None
+    True
+    >>> table = sh.flatten(sh.datasets.demo_fhir_path(), sh.load_schema("core-patient"))
+    >>> report_of(table).n_patients == len(table)
+    True
+    """
     meta = table.attrs.get("synthhealth")
     if not meta or meta.get("kind") not in ("flattened", "table"):
         return None

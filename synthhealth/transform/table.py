@@ -23,12 +23,33 @@ _MAX_ROWS_SHOWN = 5
 def load_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame (no schema checks).
 
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` (optionally compressed: ``.csv.gz``, ``.csv.xz``), ``.parquet`` or ``.pq`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The file's table. CSV columns are read as strings (empty fields are missing) so that
+        :func:`read_table` does the typing; Parquet columns keep their stored types.
+
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     InvalidParameterError
         If the extension is neither ``.csv`` (optionally ``.gz``) nor ``.parquet``.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = pathlib.Path(tmp.name) / "t.csv"
+    >>> pd.DataFrame({"sex": ["F", ""], "age": [61, 70]}).to_csv(out, index=False)
+    >>> load_table_file(out).to_dict("list")
+    {'sex': ['F', nan], 'age': ['61', '70']}
+    >>> tmp.cleanup()
     """
     p = Path(path)
     if not p.exists():
@@ -46,6 +67,24 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a table to ``.parquet`` or ``.csv`` atomically (temporary file, then rename).
 
     No partial file is left behind if writing fails.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table to write; its index is written too (e.g. ``patient_id``).
+    path : str or Path
+        The output file, ending in ``.parquet``, ``.pq`` or ``.csv``; missing parent folders are
+        created and an existing file is replaced.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``path`` does not end in ``.parquet``, ``.pq`` or ``.csv``.
 
     Examples
     --------

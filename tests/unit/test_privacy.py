@@ -194,3 +194,10 @@ def test_approx_dp_fit_and_mixed_composition() -> None:
     assert tot.epsilon == pytest.approx(cdp_epsilon(0.05, 5e-6) + 1.0)
     with pytest.raises(sh.BudgetExceededError, match="No data was accessed"):
         led.begin_fit("dpvae", rho=0.0, epsilon=1.0, delta=4e-6, accounting="approx_dp")
+
+
+def test_cdp_rho_refuses_delta_one() -> None:
+    from synthhealth.privacy.accounting import cdp_rho as _cdp_rho
+
+    with pytest.raises(sh.InvalidParameterError, match="'delta' parameter must be in \\(0, 1\\). Got 1.0"):
+        _cdp_rho(1.0, 1.0)

@@ -81,3 +81,8 @@ def test_ledger_remaining_epsilon() -> None:
     led.charge(LedgerEntry("discrete_gaussian", "marginal(a)", 1.0, 1.0, sh.PrivacyBudget(1.0, 1e-6).rho, fit, "x", True))
     left = led.remaining_epsilon()
     assert 0 < left < 2.0 and left > 1.0  # zCDP composition leaves more than the plain difference
+
+
+def test_sweep_cost_validates_delta() -> None:
+    with pytest.raises(sh.InvalidParameterError, match="'delta' parameter must be a float in \\(0, 1\\)"):
+        sh.sweep_cost([1.0], generator="dpvae", delta=0.0)

@@ -122,3 +122,8 @@ def test_ci_basis_needs_the_whole_interval() -> None:
     assert "whole 95% CI" in gap.rule()
     with pytest.raises(sh.InvalidParameterError, match="'basis'"):
         Threshold(0.1, 0.2, basis="median")  # type: ignore[arg-type]
+
+
+def test_load_thresholds_rejects_text_numbers() -> None:
+    with pytest.raises(sh.InvalidParameterError, match="needs numbers"):
+        load_thresholds({"x": {"pass_at": "low", "warn_at": 1}})
