@@ -80,6 +80,25 @@ def split(table: pd.DataFrame, holdout_frac: float = 0.2, *, random_state: Any =
     Fit the generator on ``train`` only; the report compares the synthetic data with ``holdout``.
     The split is independent of the data's values, so it costs no privacy budget.
 
+    Parameters
+    ----------
+    table : DataFrame
+        One row per patient.
+    holdout_frac : float in (0, 1), default 0.2
+        Share of patients held out (rounded to a whole number of patients).
+    random_state : None, int or numpy Generator
+        Seeds the permutation.
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        ``train`` and ``holdout``, each in the original row order, index reset.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``holdout_frac`` is outside (0, 1) or leaves one side empty.
+
     Examples
     --------
     >>> import synthhealth as sh
@@ -224,7 +243,13 @@ class SweepResult:
         return fig
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary (no real records: only aggregate metrics and the ledger totals)."""
+        """JSON-serialisable summary (no real records: only aggregate metrics and the ledger totals).
+
+        Returns
+        -------
+        dict
+            ``generator``, ``rows`` (one dict per ε), ``cost``, ``ledger_total``, ``references``.
+        """
         from .report.model import jsonable
 
         return jsonable({"generator": self.generator, "rows": self.table.to_dict(orient="records"),

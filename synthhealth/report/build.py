@@ -40,9 +40,12 @@ from .verdict import PRIVACY_PREFIXES, Threshold, judge, overall
 __all__ = ["Report", "REPORT_FORMAT", "REPORT_FORMAT_VERSION", "FitSample"]
 
 REPORT_FORMAT = "synthhealth-report"
+"""The ``format`` field of every report document."""
 REPORT_FORMAT_VERSION = 1
+"""The document version this release writes and reads (``format_version``)."""
 
 FitSample = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
+"""``fit_sample(table, rng) -> synthetic table``: re-fit a generator on ``table`` and sample as many rows."""
 
 INTERNAL_NOTICE = ("INTERNAL REVIEW: this report contains statistics of the real patient data (no records). "
                    "Do not share it outside the review; share the release version instead.")
@@ -82,6 +85,22 @@ def model_fit_sample(model: Any) -> FitSample:
     neither touches the protected training data, so the fresh in-memory ledgers they create are
     not charged to the real ledger. Uses only the public generator API (``get_params``, ``fit``,
     ``sample``, ``schema_``).
+
+    Parameters
+    ----------
+    model : fitted generator
+        E.g. a fitted :class:`synthhealth.MST`; its parameters and schema are copied.
+
+    Returns
+    -------
+    callable
+        ``fit_sample(table, rng)``: a fresh generator with the same parameters (seeded from
+        ``rng``) fitted on ``table``, sampled to ``len(table)`` rows.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``model`` is not a fitted synthhealth generator.
     """
     for attr in ("get_params", "fit", "sample", "schema_"):
         if not hasattr(model, attr):
@@ -383,7 +402,13 @@ class Report:
         return list(self.doc["summary"]["checks"])
 
     def metrics(self) -> dict[str, dict[str, Any]]:
-        """Every metric by key."""
+        """Every metric by key.
+
+        Returns
+        -------
+        dict
+            Metric key → the metric's dict (``value``, ``ci``, ``goal``, ``reference``, ``description``, ...).
+        """
         return {m["key"]: m for s in self.doc["sections"] for m in s["metrics"]}
 
     def metric(self, key: str) -> dict[str, Any]:
@@ -445,18 +470,55 @@ class Report:
         return list(self.doc["summary"]["plain"])
 
     def section(self, key: str) -> dict[str, Any]:
-        """One section (``"guarantee"``, ``"synthetic"``, ``"attacks"``, ``"utility"``, ``"bias"``) as a dict."""
+        """One section as a dict.
+
+        Parameters
+        ----------
+        key : {"guarantee", "synthetic", "attacks", "utility", "bias"}
+
+        Returns
+        -------
+        dict
+            ``title``, ``intro``, ``facts``, ``metrics``, ``figures``, ``notes``.
+
+        Raises
+        ------
+        KeyError
+            If the report has no such section (a release report keeps only two).
+        """
         for s in self.doc["sections"]:
             if s["key"] == key:
                 return s
         raise KeyError(f"no section {key!r}; this report has {[s['key'] for s in self.doc['sections']]}")
 
     def facts(self, key: str = "guarantee") -> dict[str, str]:
-        """The label → value facts of a section (default: the privacy guarantee)."""
+        """The label → value facts of a section.
+
+        Parameters
+        ----------
+        key : str, default "guarantee"
+            The section (see :meth:`section`).
+
+        Returns
+        -------
+        dict
+            Label → value, in the report's order (e.g. ``"Unit of privacy"``, ``"ε spent ..."``).
+        """
         return {label: value for label, value in self.section(key)["facts"]}
 
     def summary_html(self, *, height: int = 900) -> str:
-        """The summary page alone, in an ``<iframe>`` so that its styles never touch the notebook around it."""
+        """The summary page alone, in an ``<iframe>`` so that its styles never touch the notebook around it.
+
+        Parameters
+        ----------
+        height : int, default 900
+            Height of the frame in pixels.
+
+        Returns
+        -------
+        str
+            HTML: a ``<div>`` holding an ``<iframe srcdoc=...>`` of the rendered summary.
+        """
         import html as _html
 
         from .render import render_html
