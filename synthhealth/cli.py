@@ -72,7 +72,6 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     """
     import warnings
 
-    import numpy as np
 
     t0 = time.perf_counter()
     click.secho("synthhealth demo", bold=True)
@@ -91,10 +90,7 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     assert flat is not None
     click.echo(f"[3/8] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
     click.echo("      " + flat.summary().replace("\n", "\n      "))
-    perm = np.random.default_rng(seed).permutation(len(table))
-    n_hold = len(table) // 3
-    holdout = table.iloc[np.sort(perm[:n_hold])].reset_index(drop=True)
-    train = table.iloc[np.sort(perm[n_hold:])].reset_index(drop=True)
+    train, holdout = sh.split(table, 1 / 3, random_state=seed)
     sh.write_table(train, out / "real-train.parquet")
     sh.write_table(holdout, out / "real-holdout.parquet")
     click.echo(f"[4/8] split    {len(train)} patients for fitting, {len(holdout)} held out for the report "
