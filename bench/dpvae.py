@@ -72,7 +72,12 @@ FEATURES = ("age", "sex", "sample_yr", "kappa", "lambda", "flc_grp", "creatinine
 TARGET_SPEEDUP_VS_OPACUS = 30.0
 #: A wider network than DPVAE's default, to show how the comparison scales with the model.
 WIDE_HIDDEN, WIDE_LATENT = (128, 128), 16
+#: The network of the issue's measurements (128 inputs there, flchain's 112 here; hidden 256, latent 32).
+REFERENCE_HIDDEN, REFERENCE_LATENT = (256,), 32
 TARGET_SLOWDOWN_VS_NONPRIVATE = 1.5
+TARGET_GPU_SPEEDUP_VS_OPACUS = 25.0
+TARGET_GPU_SLOWDOWN_VS_NONPRIVATE = 1.7
+TARGET_GPU_ROWS_PER_S = 3_000_000
 TARGET_TVD2_EPS1 = 0.10
 TARGET_AUROC_EPS1 = 0.78
 #: Anchors at epsilon = 1 (../shared/anchors/flchain.md), for the report.
@@ -88,6 +93,9 @@ def log(message: str) -> None:
 
 
 # ================================================================================ data
+FLCHAIN_FILE: Path | None = None  # --flchain: a parquet copy of the raw table (machines without scikit-survival)
+
+
 def flchain_split() -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """(schema, training table, training codes, test codes): the anchors' stratified 70/30 split."""
     from sklearn.model_selection import train_test_split
@@ -96,7 +104,8 @@ def flchain_split() -> tuple[Any, Any, np.ndarray, np.ndarray]:
     from synthhealth.transform.encode import Encoder
 
     schema = sh.load_schema("flchain")
-    table = sh.read_table(sh.datasets.load_flchain(), schema)
+    raw = sh.datasets.load_flchain() if FLCHAIN_FILE is None else __import__("pandas").read_parquet(FLCHAIN_FILE)
+    table = sh.read_table(raw, schema)
     train, test = train_test_split(table, test_size=0.3, stratify=table[LABEL].astype(str), random_state=0)
     enc = Encoder(schema)
     return schema, train.reset_index(drop=True), enc.encode(train), enc.encode(test)
@@ -193,6 +202,27 @@ def speed_opacus(spec: Any, codes: Any, batch: int, steps: int, device: Any) -> 
     return rows / (time.perf_counter() - t0)
 
 
+def check_against_opacus(spec: Any, codes: Any, batch: int, device: Any) -> float:
+    """Max relative error of the fast path's clipped sum against opacus's, same batch, on ``device`` (float32)."""
+    import torch
+
+    from synthhealth.generators.dpvae import fastdp, network
+    from synthhealth.generators.dpvae.reference import opacus_clipped_grad_sum
+
+    module = network.build_module(spec, generator=torch.Generator().manual_seed(0)).to(device)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(0)
+    rows = codes[:batch]
+    noise = torch.randn((rows.shape[0], spec.latent), device=device, generator=gen)
+    layers = [*module.encoder, *module.decoder]
+    w, b, _ = fastdp.clipped_grad_sum([la.weight.detach() for la in layers], [la.bias.detach() for la in layers],
+                                      spec, rows, noise, 1.0)
+    ours = [t for pair in zip(w, b, strict=True) for t in pair]
+    x = network.one_hot(rows, torch.as_tensor(spec.offsets, device=device), spec.input_dim, torch.float32)
+    ref = opacus_clipped_grad_sum(module, spec, x, noise, 1.0)
+    return max(float((o - r).norm() / r.norm()) for o, r in zip(ours, ref, strict=True))
+
+
 def best_of(repeat: int, fn: Callable[..., float], *args: Any) -> float:
     return max(fn(*args) for _ in range(repeat))
 
@@ -216,12 +246,16 @@ def section_speed(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
     shape = Encoder(sh.load_schema("flchain")).shape
     specs = {"default": network.VAESpec(shape, tuple(params["hidden_sizes"]), params["latent_size"],
                                         params["kl_weight"]),
-             "wide": network.VAESpec(shape, WIDE_HIDDEN, WIDE_LATENT, params["kl_weight"])}
-    devices = [torch.device("cpu")]
+             "wide": network.VAESpec(shape, WIDE_HIDDEN, WIDE_LATENT, params["kl_weight"]),
+             "reference": network.VAESpec(shape, REFERENCE_HIDDEN, REFERENCE_LATENT, params["kl_weight"])}
+    devices = [] if args.device == "cuda" else [torch.device("cpu")]
     gpu_note = "No CUDA device on this machine: the GPU half was NOT run."
     if args.device in ("auto", "cuda") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-        gpu_note = f"GPU: {torch.cuda.get_device_name(0)}."
+        gpu_note = (f"GPU: {torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA {torch.version.cuda}); "
+                    "the GPU rows use torch's default float32 matrix products (no TF32).")
+    elif args.device == "cuda":
+        raise SystemExit("--device cuda: no CUDA device is available")
     out += ["## Speed: rows/s of one training epoch", "",
             f"{args.rows:,} rows (flchain train resampled, codes on the device); best of {args.repeat}; fast path and "
             f"non-private over {args.epochs} epoch(s) after a warm-up epoch, opacus over {args.opacus_steps} steps "
@@ -230,10 +264,12 @@ def section_speed(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
         spec = specs[name]
         out.append(f"- model `{name}`: one-hot width {spec.input_dim}, hidden {list(spec.hidden)}, latent "
                    f"{spec.latent}: {spec.n_parameters():,} parameters"
-                   + (" (DPVAE's defaults)" if name == "default" else ""))
+                   + (" (DPVAE's defaults)" if name == "default" else
+                      " (the issue's reference network: hidden 256, latent 32)" if name == "reference" else ""))
     out += ["", "| model | device | threads | batch | opacus standard | fast path | fast path, secure_mode | "
             "non-private | fast ÷ opacus | non-private ÷ fast |", "|" + "---|" * 10]
     raw: dict[str, Any] = {}
+    checks: list[str] = []
     before = torch.get_num_threads()
     try:
         for name, device in itertools.product(args.models, devices):
@@ -250,6 +286,12 @@ def section_speed(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
                     r_fast = best_of(args.repeat, speed_fast, spec, codes, batch, args.epochs, False, device)
                     r_sec = best_of(args.repeat, speed_fast, spec, codes, batch, args.epochs, True, device)
                     r_np = best_of(args.repeat, speed_nonprivate, spec, codes, batch, args.epochs, device)
+                    if batch == args.batch_sizes[0] and threads == (args.threads[0] if device.type == "cpu"
+                                                                    else before):
+                        err = check_against_opacus(spec, codes, batch, device)
+                        checks.append(f"- `{name}` on the {device.type.upper()}, batch {batch:,}: relative error of the "
+                                      f"fast path's clipped gradient sum against opacus's (float32, same batch, "
+                                      f"clip 1): {err:.1e}")
                     raw[f"{name}-{device.type}-{threads}-{batch}"] = {
                         "opacus": r_op, "fast": r_fast, "fast_secure": r_sec, "nonprivate": r_np, "load": load}
                     op = (f"skipped ({_opacus_bytes(spec, batch) / 2**30:.1f} GB of per-sample gradients)" if too_big
@@ -261,15 +303,25 @@ def section_speed(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
         torch.set_num_threads(before)
     loads = [v["load"] for v in raw.values()]
     out += ["", f"1-minute load average during the runs: {min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} "
-            "logical CPUs (other jobs share this machine: compare numbers within a row).", ""]
-    for name in args.models:
-        cpu = [v for k, v in raw.items() if k.startswith(f"{name}-cpu-")]
-        op = [v["fast"] / v["opacus"] for v in cpu if math.isfinite(v["opacus"])]
-        npr = [v["nonprivate"] / v["fast"] for v in cpu]
-        out.append(f"- `{name}` on the CPU: fast ÷ opacus standard {min(op):.1f}×–{max(op):.1f}× (target ≥ "
-                   f"{TARGET_SPEEDUP_VS_OPACUS:g}×: {'met' if min(op) >= TARGET_SPEEDUP_VS_OPACUS else 'NOT met'}); "
-                   f"non-private ÷ fast {min(npr):.2f}×–{max(npr):.2f}× (target ≤ {TARGET_SLOWDOWN_VS_NONPRIVATE}×: "
-                   f"{'met' if max(npr) <= TARGET_SLOWDOWN_VS_NONPRIVATE else 'NOT met'}).")
+            "logical CPUs (other jobs share this machine: compare numbers within a row).", "", *checks, ""]
+    for name, device in itertools.product(args.models, devices):
+        rows = [v for k, v in raw.items() if k.startswith(f"{name}-{device.type}-")]
+        op = [v["fast"] / v["opacus"] for v in rows if math.isfinite(v["opacus"])]
+        npr = [v["nonprivate"] / v["fast"] for v in rows]
+        if not rows:
+            continue
+        speedup, slowdown = ((TARGET_SPEEDUP_VS_OPACUS, TARGET_SLOWDOWN_VS_NONPRIVATE) if device.type == "cpu"
+                             else (TARGET_GPU_SPEEDUP_VS_OPACUS, TARGET_GPU_SLOWDOWN_VS_NONPRIVATE))
+        op_txt = (f"{min(op):.1f}×–{max(op):.1f}× (target ≥ {speedup:g}×: "
+                  f"{'met' if min(op) >= speedup else 'NOT met'})" if op else "not measured")
+        out.append(f"- `{name}` on the {device.type.upper()}: fast ÷ opacus standard {op_txt}; "
+                   f"non-private ÷ fast {min(npr):.2f}×–{max(npr):.2f}× (target ≤ {slowdown}×: "
+                   f"{'met' if max(npr) <= slowdown else 'NOT met'}).")
+        if device.type == "cuda":
+            big = [v["fast"] for k, v in raw.items() if k.startswith(f"{name}-cuda-") and k.endswith("-16384")]
+            if big:
+                out.append(f"  fast path at batch 16,384: {max(big):,.0f} rows/s (target ≥ {TARGET_GPU_ROWS_PER_S:,} "
+                           f"rows/s: {'met' if max(big) >= TARGET_GPU_ROWS_PER_S else 'NOT met'}).")
     out.append("")
     return raw
 
@@ -396,15 +448,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--opacus-steps", type=int, default=4, help="timed steps of the opacus standard pipeline")
     p.add_argument("--opacus-max-gb", type=float, default=6.0,
                    help="skip opacus where its per-sample gradients would exceed this")
-    p.add_argument("--models", nargs="+", choices=["default", "wide"], default=["default", "wide"])
+    p.add_argument("--models", nargs="+", choices=["default", "wide", "reference"],
+                   default=["default", "wide", "reference"])
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the CPU, and the GPU when there is one; cuda: the GPU only")
     p.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 4.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--utility-threads", type=int, default=1)
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--no-utility", action="store_true")
     p.add_argument("--save", action="store_true", help="write bench/results/dpvae-<date>.md")
+    p.add_argument("--out", type=Path, help="also write the report to this file")
+    p.add_argument("--flchain", type=Path, help="read the raw flchain table from this parquet file (written with "
+                   "sh.datasets.load_flchain().to_parquet) instead of scikit-survival (e.g. on a GPU machine)")
     args = p.parse_args(argv)
     if args.quick:
         args.rows, args.batch_sizes, args.threads, args.repeat = 16_384, [1024, 4096], [1], 1
@@ -414,6 +471,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    global FLCHAIN_FILE
+    FLCHAIN_FILE = args.flchain
     import torch
 
     import synthhealth as sh
@@ -433,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = RESULTS_DIR / f"dpvae-{_dt.date.today().isoformat()}.md"
         path.write_text(report + "\n", encoding="utf-8")
         log(f"saved {path}")
+    if args.out is not None:
+        args.out.write_text(report + "\n", encoding="utf-8")
     return 0
 
 

@@ -182,17 +182,31 @@ def test_fast_norms_equal_explicit_per_sample_gradients() -> None:
 
 
 # ------------------------------------------------------------ Poisson sampling
-@pytest.mark.parametrize("rnd", ["torch", "csprng"])
-def test_poisson_sampling_batch_sizes_are_binomial(rnd: str) -> None:
+@pytest.mark.parametrize(("rnd", "sampler"), [("torch", "single"), ("csprng", "single"), ("torch", "batches"),
+                                             ("csprng", "batches"), ("torch", "batches-short")])
+def test_poisson_sampling_batch_sizes_are_binomial(rnd: str, sampler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch sizes follow Binomial(n, q); rows are included uniformly and independently.
+
+    ``batches``: the block sampler of the training loop; ``batches-short``: the same with blocks too
+    small to reach the end of the table, so that every step goes through the completion rounds.
+    """
     from scipy import stats
 
     n, q, runs = 400, 0.05, 2500
     source = fastdp.TorchRandom(123, torch.device("cpu")) if rnd == "torch" else fastdp.CsprngRandom(torch.device("cpu"))
+    if sampler == "batches-short":
+        monkeypatch.setattr(fastdp, "_slots", lambda n, q: 7)
+    if sampler == "single":
+        def draw() -> torch.Tensor:
+            return fastdp.poisson_indices(n, q, source)
+    else:
+        batches = fastdp.PoissonBatches(n, q, source, max_elements=2_000)
+        draw = batches.next
     sizes = np.empty(runs, dtype=int)
     counts = np.zeros(n)
     pairs = 0
     for r in range(runs):
-        idx = fastdp.poisson_indices(n, q, source).numpy()
+        idx = draw().numpy()
         assert np.all(np.diff(idx) > 0) and (len(idx) == 0 or (idx[0] >= 0 and idx[-1] < n))
         sizes[r] = len(idx)
         counts[idx] += 1
@@ -215,6 +229,10 @@ def test_poisson_sampling_edge_cases() -> None:
     assert fastdp.poisson_indices(5, 1.0, cpu).tolist() == [0, 1, 2, 3, 4]
     big = fastdp.poisson_indices(3_000_000, 0.001, cpu)  # several rounds of gaps
     assert 2700 < big.numel() < 3300 and int(big.max()) < 3_000_000
+    assert fastdp.PoissonBatches(5, 1.0, cpu).next().tolist() == [0, 1, 2, 3, 4]
+    assert fastdp.PoissonBatches(0, 0.5, cpu).next().numel() == 0
+    blocks = fastdp.PoissonBatches(100_000, 0.01, cpu)
+    assert blocks.chunk * blocks.m <= 1 << 22 and blocks.chunk > 1
 
 
 # ----------------------------------------------------------------- accounting
