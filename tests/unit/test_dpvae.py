@@ -100,7 +100,9 @@ def test_contract_and_validation(table: pd.DataFrame) -> None:
         ({"hidden_sizes": (8, 0)}, r"The 'hidden_sizes' parameter of DPVAE must be a tuple of positive ints. Got"),
         ({"hidden_sizes": "64"}, r"The 'hidden_sizes' parameter of DPVAE must be a tuple of positive ints. Got '64'"),
         ({"clip_norm": math.inf}, r"The 'clip_norm' parameter of DPVAE must be a float in \(0, inf\). Got inf"),
-        ({"count_share": 1.0}, r"The 'count_share' parameter of DPVAE must be a float in \(0, 1\). Got 1.0"),
+        ({"count_share": 1.0, "marginals_share": 0}, r"The 'count_share' parameter of DPVAE must be a float in \(0, 1\)"),
+        ({"marginals_share": 1.0}, r"The 'marginals_share' parameter of DPVAE must be a float in \[0, 1\). Got 1.0"),
+        ({"calibrate": 1}, r"The 'calibrate' parameter of DPVAE must be"),
         ({"accountant": "gdp"}, r"The 'accountant' parameter of DPVAE must be one of 'prv', 'rdp'. Got 'gdp'"),
         ({"engine": "jax"}, r"The 'engine' parameter of DPVAE must be one of 'fast', 'opacus'. Got 'jax'"),
         ({"device": "tpu"}, r"The 'device' parameter of DPVAE must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'"),
@@ -236,13 +238,56 @@ def test_poisson_sampling_edge_cases() -> None:
 
 
 # ----------------------------------------------------------------- accounting
-def _pld_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+def _pld_epsilon(sigma: float, q: float, steps: int, delta: float, gaussian: float | None = None) -> float:
+    """Google's PLD accountant; ``gaussian``: the noise multiplier of one more (not subsampled) Gaussian."""
     import dp_accounting
     from dp_accounting.pld import pld_privacy_accountant
 
     acc = pld_privacy_accountant.PLDAccountant()
     acc.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps)
+    if gaussian is not None:
+        acc.compose(dp_accounting.GaussianDpEvent(gaussian))
     return float(acc.get_epsilon(delta))
+
+
+def _gaussian_epsilon(mu: float, delta: float) -> float:
+    """Exact epsilon of the Gaussian mechanism with sensitivity / sigma = mu (Balle and Wang 2018), by bisection."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def excess(eps: float) -> float:
+        return norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2) - delta
+
+    return float(brentq(excess, 0.0, 100.0))
+
+
+@pytest.mark.parametrize("mus", [(0.3,), (0.3, 0.5), (0.1, 0.2, 0.4)])
+def test_composed_gaussians_match_the_analytic_epsilon(mus: tuple[float, ...]) -> None:
+    """Gaussian mechanisms compose into a Gaussian of mu = sqrt(sum mu_i^2): PRV is within its slack above it."""
+    hist = [accounting.gaussian_entry(10.0, 10.0 * m) for m in mus]
+    assert hist[0] == (pytest.approx(1 / mus[0]), 1.0, 1)
+    exact = _gaussian_epsilon(math.sqrt(sum(m * m for m in mus)), 1e-5)
+    prv = accounting.composed_epsilon(hist, 1e-5, "prv", eps_error=0.01)
+    assert exact - 1e-6 <= prv <= exact + 0.011, (prv, exact)
+    assert accounting.composed_epsilon(hist, 1e-5, "rdp") >= prv  # RDP is the looser bound
+
+
+def test_dp_sgd_composed_with_the_marginals_matches_google_pld() -> None:
+    pytest.importorskip("dp_accounting")
+    extra = [accounting.gaussian_entry(60.0, math.sqrt(11))]
+    sigma, eps = accounting.noise_multiplier(1.0, 1e-5, 0.186, 270, "prv", extra=extra)
+    assert 0.98 <= eps <= 1.0
+    pld = _pld_epsilon(sigma, 0.186, 270, 1e-5, gaussian=extra[0][0])
+    assert abs(eps - pld) <= 0.01 + 0.01 * pld, (eps, pld)
+    # composing costs noise: more than DP-SGD alone needs, and more than either mechanism alone spends
+    alone, _ = accounting.noise_multiplier(1.0, 1e-5, 0.186, 270, "prv")
+    assert sigma > alone
+    assert eps > accounting.dp_sgd_epsilon(sigma, 0.186, 270, 1e-5, "prv")
+    assert eps > accounting.composed_epsilon(extra, 1e-5, "prv")
+    with pytest.raises(sh.InvalidParameterError, match="already spend epsilon"):
+        accounting.noise_multiplier(0.05, 1e-5, 0.186, 270, "rdp", extra=extra)
+    with pytest.raises(sh.InvalidParameterError, match="positive noise scale"):
+        accounting.gaussian_entry(0.0, 1.0)
 
 
 @pytest.mark.parametrize("target, q, steps", [
@@ -274,34 +319,65 @@ def test_budget_too_small_for_the_plan() -> None:
 
 def test_fit_spends_at_most_the_budget_and_records_it(fitted: DPVAE) -> None:
     led = fitted.ledger_
-    count, sgd = led.entries
-    assert count.mechanism == "geometric" and count.delta == 0 and count.epsilon == pytest.approx(0.04)
-    assert sgd.mechanism == "dp_sgd_subsampled_gaussian" and sgd.delta == 1e-6
+    marg, sgd = led.entries
+    d = len(SMALL.names)
+    # the marginals: Gaussian, L2 sensitivity sqrt(d), noise from a share of the budget's rho, charged their own
+    # (epsilon, delta) alone; DP-SGD: what composing it with them (same PRV accountant) adds, delta already charged
+    sigma_m = math.sqrt(d / (2 * 0.2 * PrivacyBudget(2.0, 1e-6).rho))
+    assert marg.mechanism == "gaussian" and marg.delta == 1e-6 and marg.sensitivity == pytest.approx(math.sqrt(d))
+    assert marg.scale == pytest.approx(sigma_m)
+    assert marg.epsilon == pytest.approx(_gaussian_epsilon(math.sqrt(d) / sigma_m, 1e-6), abs=0.011)
+    assert sgd.mechanism == "dp_sgd_subsampled_gaussian" and sgd.delta == 0.0
     assert sgd.scale == pytest.approx(fitted.noise_multiplier_ * 1.0) and sgd.sensitivity == 1.0
     total = led.total(fitted.fit_id_)
     assert 0.97 * 2.0 <= total.epsilon <= 2.0 and total.delta == 1e-6 and total.seeded
     assert fitted.epsilon_spent_ == pytest.approx(total.epsilon)
     p = fitted.privacy_
     assert p["dp_sgd"]["steps_taken"] == p["dp_sgd"]["steps_planned"] == fitted.steps_
-    assert p["dataset_size"]["source"] == "noisy_count"
+    assert p["dataset_size"]["source"] == "noisy_marginals" and p["dataset_size"]["epsilon"] == 0.0
     n_hat = p["dataset_size"]["value"]
-    assert abs(n_hat - 1500) < 400 and fitted.sample_rate_ == pytest.approx(128 / n_hat)
+    # n_hat is the mean total of the d noisy marginals: noise sd sigma_m * sqrt(D) / d
+    sd = sigma_m * math.sqrt(sum(Encoder(SMALL).shape)) / d
+    assert abs(n_hat - 1500) < 5 * sd and fitted.sample_rate_ == pytest.approx(128 / n_hat)
     assert fitted.steps_ == math.ceil(2 / fitted.sample_rate_)
-    # read back independently: the charge is the PRV epsilon of (sigma, q, T)
-    eps = accounting.dp_sgd_epsilon(fitted.noise_multiplier_, fitted.sample_rate_, fitted.steps_, 1e-6, "prv",
-                                    eps_error=0.01)
-    assert sgd.epsilon == pytest.approx(eps, abs=0.011)
-    assert "number of patients" in count.target and str(n_hat) in sgd.target
+    # read back independently (Google's PLD accountant): the total is the composed epsilon of both mechanisms
+    pytest.importorskip("dp_accounting")
+    pld = _pld_epsilon(fitted.noise_multiplier_, fitted.sample_rate_, fitted.steps_, 1e-6,
+                       gaussian=sigma_m / math.sqrt(d))
+    assert abs(total.epsilon - pld) <= 0.011 + 0.01 * pld, (total.epsilon, pld)
+    assert "1-way marginals" in marg.target and str(n_hat) in sgd.target and "composed" in sgd.target
     assert led.fits[0]["status"] == "done" and led.fits[0]["accounting"] == "approx_dp"
+    assert [len(m) for m in fitted.marginals_] == list(Encoder(SMALL).shape)
+    assert all(abs(m.sum() - 1) < 1e-9 and (m >= 0).all() for m in fitted.marginals_)
+
+
+def test_noisy_count_when_the_marginals_are_off(table: pd.DataFrame) -> None:
+    gen = DPVAE(epsilon=2.0, delta=1e-6, marginals_share=0.0, random_state=0, **FAST).fit(table, schema=SMALL)
+    count, sgd = gen.ledger_.entries
+    assert count.mechanism == "geometric" and count.delta == 0 and count.epsilon == pytest.approx(0.04)
+    assert sgd.mechanism == "dp_sgd_subsampled_gaussian" and sgd.delta == 1e-6
+    assert gen.privacy_["dataset_size"]["source"] == "noisy_count" and gen.marginals_ is None
+    assert abs(gen.total_ - 1500) < 400 and "number of patients" in count.target
+    eps = accounting.dp_sgd_epsilon(gen.noise_multiplier_, gen.sample_rate_, gen.steps_, 1e-6, "rdp")
+    assert sgd.epsilon == pytest.approx(eps)
+    assert 0.97 * 2.0 <= gen.ledger_.total().epsilon <= 2.0
 
 
 def test_declared_dataset_size_spends_nothing_on_a_count(table: pd.DataFrame) -> None:
-    gen = DPVAE(epsilon=1.0, max_patients=5000, random_state=0, **FAST).fit(table, schema=SMALL)
+    gen = DPVAE(epsilon=1.0, max_patients=5000, marginals_share=0.0, random_state=0, **FAST).fit(table, schema=SMALL)
     (sgd,) = gen.ledger_.entries
     assert sgd.mechanism == "dp_sgd_subsampled_gaussian" and 0.98 <= sgd.epsilon <= 1.0
     assert gen.sample_rate_ == pytest.approx(128 / 5000) and gen.total_ == 5000
     assert gen.privacy_["dataset_size"] == {"value": 5000, "source": "declared", "epsilon": 0.0}
     assert "RDP accountant" in sgd.library
+    # with the marginals: still declared (the marginals' totals are not used), composed in the RDP accountant
+    gen = DPVAE(epsilon=1.0, max_patients=5000, random_state=0, **FAST).fit(table, schema=SMALL)
+    marg, sgd = gen.ledger_.entries
+    assert gen.total_ == 5000 and gen.privacy_["dataset_size"]["source"] == "declared"
+    sigma_m = gen.privacy_["marginals"]["noise_scale"]
+    joint = accounting.dp_sgd_epsilon(gen.noise_multiplier_, 128 / 5000, gen.steps_, 1e-6, "rdp",
+                                      extra=[(sigma_m / math.sqrt(5), 1.0, 1)])
+    assert marg.epsilon + sgd.epsilon == pytest.approx(joint) and 0.98 <= joint <= 1.0
 
 
 def test_charged_before_training_so_a_crash_leaves_a_valid_ledger(
@@ -315,8 +391,79 @@ def test_charged_before_training_so_a_crash_leaves_a_valid_ledger(
         DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL, ledger=path)
     led = PrivacyLedger.load(path)
     assert led.fits[0]["status"] == "failed"
-    assert [e.mechanism for e in led.entries] == ["geometric", "dp_sgd_subsampled_gaussian"]
+    assert [e.mechanism for e in led.entries] == ["gaussian", "dp_sgd_subsampled_gaussian"]
     assert 0.97 <= led.total().epsilon <= 1.0
+
+
+def test_marginals_charged_before_release_with_sensitivity_sqrt_d(
+        table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthhealth.privacy import NoiseSource
+
+    seen = {}
+    real_gaussian = NoiseSource.gaussian
+
+    def spy(self, counts, sigma):  # type: ignore[no-untyped-def]
+        seen["entries"] = [e.mechanism for e in ledger.entries]
+        seen["counts"], seen["sigma"] = np.asarray(counts).copy(), sigma
+        return real_gaussian(self, counts, sigma)
+
+    monkeypatch.setattr(NoiseSource, "gaussian", spy)
+    ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+    gen = DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL, ledger=ledger)
+    assert seen["entries"] == ["gaussian"]  # charged, then released
+    shape = Encoder(SMALL).shape
+    counts, d = seen["counts"], len(shape)
+    # the released vector: the d marginals, each summing to n -- one patient changes d cells by 1: L2 = sqrt(d)
+    assert counts.shape == (sum(shape),)
+    assert [int(c.sum()) for c in np.split(counts, np.cumsum(shape)[:-1])] == [len(table)] * d
+    codes = Encoder(SMALL).encode(table)
+    one = np.concatenate([np.bincount(codes[1:, j], minlength=k) for j, k in enumerate(shape)])
+    assert np.linalg.norm(counts - one) == pytest.approx(math.sqrt(d))
+    assert ledger.entries[0].sensitivity == pytest.approx(math.sqrt(d)) and ledger.entries[0].scale == seen["sigma"]
+    assert gen.privacy_["marginals"]["noise_scale"] == seen["sigma"]
+
+
+def test_decoder_starts_at_the_noisy_marginals(table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_training(module, spec, codes, plan, rnd, aux, on_step=None):  # type: ignore[no-untyped-def]
+        return plan.steps
+
+    monkeypatch.setattr(fastdp, "train_fast", no_training)
+    gen = DPVAE(epsilon=1.0, calibrate=False, random_state=0, **FAST).fit(table, schema=SMALL)
+    bias = gen.model_[f"{network.layer_names(gen.spec_)[-1]}.bias"]
+    expected = np.concatenate([network.marginal_logits(p) for p in gen.marginals_])
+    np.testing.assert_allclose(bias, expected, rtol=1e-6, atol=1e-6)
+    # calibrated: the model's 1-way marginals are the noisy ones (up to the calibration's Monte Carlo error)
+    cal = DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL)
+    codes = cal._sample_codes(40_000, np.random.default_rng(1))
+    for j, p in enumerate(cal.marginals_):
+        freq = np.bincount(codes[:, j], minlength=len(p)) / len(codes)
+        np.testing.assert_allclose(freq, np.maximum(p, 1e-4) / np.maximum(p, 1e-4).sum(), atol=0.012)
+
+
+def test_calibrate_output_bias_matches_targets() -> None:
+    spec = network.VAESpec((3, 5, 2), (8,), 2)
+    rng = np.random.default_rng(0)
+    w = {f"{name}.{k}": rng.normal(size=(o, i) if k == "weight" else (o,))
+         for name, (o, i) in zip(network.layer_names(spec), spec.layer_shapes(), strict=True) for k in ("weight", "bias")}
+    targets = [np.array([0.7, 0.2, 0.1]), np.array([0.05, 0.05, 0.3, 0.3, 0.3]), np.array([0.9, 0.1])]
+    before = network.sample_codes(spec, w, 20_000, np.random.default_rng(2))
+    w[f"{network.layer_names(spec)[-1]}.bias"] = network.calibrate_output_bias(spec, w, targets,
+                                                                                np.random.default_rng(1))
+    after = network.sample_codes(spec, w, 60_000, np.random.default_rng(3))
+    far = 0.0
+    for j, t in enumerate(targets):
+        far = max(far, np.abs(np.bincount(before[:, j], minlength=len(t)) / 20_000 - t).max())
+        # sampling error of 60,000 draws: sd <= 0.002
+        np.testing.assert_allclose(np.bincount(after[:, j], minlength=len(t)) / 60_000, t, atol=0.012)
+    assert far > 0.05  # the test can fail: the uncalibrated model is off
+
+
+def test_project_counts() -> None:
+    x = np.array([50.0, -20.0, 3.0, 30.0])
+    p = network.project_counts(x, 70.0)
+    assert p.sum() == pytest.approx(70.0) and (p >= 0).all() and p[1] == 0
+    np.testing.assert_allclose(p[[0, 3]] - p[[0, 3]].mean(), x[[0, 3]] - x[[0, 3]].mean())  # shifted, not scaled
+    assert network.project_counts(x, 0.0).tolist() == [0.0] * 4
 
 
 def test_shared_ledger_refuses_before_the_data(table: pd.DataFrame, tmp_path: Path) -> None:
@@ -401,6 +548,7 @@ def test_release_path_uses_the_os_csprng(table: pd.DataFrame) -> None:
         gen = DPVAE(epsilon=1.0, **FAST).fit(table, schema=SMALL)
     assert gen.privacy_["secure_mode"] and not gen.ledger_.seeded
     assert gen.ledger_.entries[0].library.startswith("opendp")
+    assert gen.ledger_.entries[0].mechanism == "discrete_gaussian"
     assert "OS CSPRNG" in gen.ledger_.entries[1].library
     with pytest.warns(sh.InsecureRandomnessWarning, match="not a cryptographically secure sampler"):
         DPVAE(epsilon=1.0, secure_mode=False, **FAST).fit(table, schema=SMALL)

@@ -2,8 +2,13 @@
 
 The fit, in order (the ledger is charged before each release):
 
-1. **Dataset size.** The Poisson sampling rate is ``q = batch_size / n̂``. By default ``n̂`` is a
-   noisy count of the patients: the discrete Laplace mechanism (OpenDP) with ε₀ = ``count_share``·ε
+0. **Noisy 1-way marginals** (``marginals_share`` > 0, the default): the d attributes' histograms
+   with Gaussian noise (L2 sensitivity √d), charged their own (ε_m, δ) before release. They give
+   ``n̂`` (mean total), the decoder's initial output biases and, after training, its calibrated ones
+   (post-processing). DP-SGD's σ is planned so that DP-SGD composed with them *in the same
+   accountant* meets (ε, δ); the DP-SGD entry is charged the increase of the composition.
+1. **Dataset size.** The Poisson sampling rate is ``q = batch_size / n̂``. ``n̂`` is the mean total
+   of the noisy marginals, or (``marginals_share=0``) a noisy count of the patients: the discrete Laplace mechanism (OpenDP) with ε₀ = ``count_share``·ε
    (2 % by default), charged as a pure (ε₀, 0) entry, then ``n̂ = max(1, noisy count)``. With
    ``max_patients`` the count is not measured: ``n̂`` is the declared upper bound (public) and no
    budget is spent on it. The exact count never sets q, the number of steps or the averaging.
@@ -73,9 +78,9 @@ class DPVAE(BaseGenerator):
         δ (all of it goes to DP-SGD; the noisy count is pure DP).
     epochs : int, default 50
         Expected passes over the data: ``T = ⌈epochs / q⌉`` noisy steps.
-    batch_size : int, default 1024
+    batch_size : int, default 2048
         Expected batch size: the sampling rate is ``q = min(1, batch_size / n̂)``.
-    learning_rate : float, default 1e-2
+    learning_rate : float, default 3e-2
         Adam's peak learning rate (decayed to 0 along a half cosine).
     hidden_sizes : tuple of int, default (64,)
         Hidden widths of the encoder MLP (the decoder mirrors them; ``()``: linear encoder and decoder).
@@ -89,8 +94,15 @@ class DPVAE(BaseGenerator):
         A declared (public) upper bound on the number of patients. When given, ``n̂`` is this bound
         and no budget is spent on a count; otherwise ``n̂`` is a noisy count (see ``count_share``).
     count_share : float, default 0.02
-        Share of ε spent on the noisy count of patients (discrete Laplace, pure DP). Ignored with
-        ``max_patients``.
+        Share of ε spent on the noisy count of patients (discrete Laplace, pure DP). Used only with
+        ``marginals_share=0`` and no ``max_patients``.
+    marginals_share : float, default 0.2
+        Share of the budget's zCDP ρ given to the noisy 1-way marginals of all attributes (Gaussian,
+        L2 sensitivity √d), composed with DP-SGD in the same accountant. They set ``n̂``, the decoder's
+        initial output biases and (``calibrate``) its final ones. 0: no marginals (then a noisy count).
+    calibrate : bool, default True
+        After training, move the decoder's output biases until the model's 1-way marginals equal the
+        noisy ones (post-processing).
     accountant : {"prv", "rdp"}, default "prv"
         opacus accountant used to set σ and to read back ε.
     engine : {"fast", "opacus"}, default "fast"
@@ -116,7 +128,9 @@ class DPVAE(BaseGenerator):
     noise_multiplier_, sample_rate_, steps_ : float, float, int
         σ, q and the number of steps taken.
     epsilon_spent_ : float
-        ε read back from the accountant after training, count included.
+        ε read back from the accountant after training (marginals and DP-SGD composed; count included).
+    marginals_ : list of numpy.ndarray or None
+        The noisy 1-way marginals (projected onto the simplex), one per attribute; DP output.
     privacy_ : dict
         The whole privacy record of the fit (also saved with the model).
 
@@ -126,7 +140,7 @@ class DPVAE(BaseGenerator):
     >>> from synthhealth.generators.dpvae import DPVAE
     >>> gen = DPVAE(epsilon=1.0, epochs=10, max_patients=10_000)
     >>> gen.get_params()["batch_size"]
-    1024
+    2048
     >>> schema = sh.load_schema("flchain")                            # doctest: +SKIP
     >>> table = sh.read_table(sh.datasets.load_flchain(), schema)     # doctest: +SKIP
     >>> gen.fit(table, schema=schema).sample(5).shape                 # doctest: +SKIP
@@ -137,9 +151,10 @@ class DPVAE(BaseGenerator):
     accounting = "approx_dp"
 
     def __init__(self, *, epsilon: float = 1.0, delta: float = DEFAULT_DELTA, epochs: int = 50,
-                 batch_size: int = 1024, learning_rate: float = 1e-2, hidden_sizes: Any = (64,),
+                 batch_size: int = 2048, learning_rate: float = 3e-2, hidden_sizes: Any = (64,),
                  latent_size: int = 8, kl_weight: float = 0.3, clip_norm: float = 1.0, max_patients: int | None = None,
-                 count_share: float = 0.02, accountant: str = "prv", engine: str = "fast", device: str = "auto",
+                 count_share: float = 0.02, marginals_share: float = 0.2, calibrate: bool = True,
+                 accountant: str = "prv", engine: str = "fast", device: str = "auto",
                  secure_mode: bool | None = None, random_state: Any = None) -> None:
         super().__init__(epsilon=epsilon, delta=delta, random_state=random_state)
         self.epochs = epochs
@@ -151,6 +166,8 @@ class DPVAE(BaseGenerator):
         self.clip_norm = clip_norm
         self.max_patients = max_patients
         self.count_share = count_share
+        self.marginals_share = marginals_share
+        self.calibrate = calibrate
         self.accountant = accountant
         self.engine = engine
         self.device = device
@@ -213,8 +230,10 @@ class DPVAE(BaseGenerator):
         self._check_float(self.clip_norm, "clip_norm", 0.0, math.inf)
         if self.max_patients is not None:
             check_positive_int(self.max_patients, "max_patients", _OWNER)
-        else:
+        self._check_float(self.marginals_share, "marginals_share", 0.0, 1.0, low_open=False)
+        if self.max_patients is None and self.marginals_share == 0:
             self._check_float(self.count_share, "count_share", 0.0, 1.0)
+        check_bool(self.calibrate, "calibrate", _OWNER)
         check_choice(self.accountant, "accountant", ("prv", "rdp"), _OWNER)
         check_choice(self.engine, "engine", ("fast", "opacus"), _OWNER)
         if self.secure_mode is not None:
@@ -256,6 +275,24 @@ class DPVAE(BaseGenerator):
             return int(n + noise.rng.geometric(p) - noise.rng.geometric(p))
         return int(meas(int(n)))
 
+    def _noisy_marginals(self, codes: np.ndarray, sigma: float, eps_m: float, delta: float, noise: NoiseSource,
+                         ledger: PrivacyLedger, fit_id: str) -> list[np.ndarray]:
+        """Charge, then release, the 1-way marginals of every attribute with Gaussian noise of scale σ.
+
+        One patient adds 1 to one cell of each of the ``d`` marginals: the concatenated histogram
+        has L2 sensitivity √d. The charge is the accountant's (ε, δ) of this Gaussian mechanism alone.
+        """
+        sizes = self.encoder_.shape
+        d = len(sizes)
+        counts = np.concatenate([np.bincount(codes[:, j], minlength=k) for j, k in enumerate(sizes)]).astype(np.int64)
+        mechanism = "gaussian" if noise.seeded else "discrete_gaussian"
+        ledger.charge(LedgerEntry(
+            mechanism, f"1-way marginals of the {d} attributes ({counts.size} cells; L2 sensitivity sqrt({d}))",
+            math.sqrt(d), sigma, 0.0, fit_id, f"{noise.library}; opacus {_version('opacus')} "
+            f"{self.accountant.upper()} accountant", noise.seeded, accounting="approx_dp", epsilon=eps_m, delta=delta))
+        noisy = noise.gaussian(counts, sigma)
+        return np.split(noisy, np.cumsum(sizes)[:-1])
+
     def _fit(self, codes: np.ndarray, budget: PrivacyBudget, noise: NoiseSource, ledger: PrivacyLedger,
              fit_id: str, progress: bool) -> None:
         torch = require("torch")
@@ -276,9 +313,28 @@ class DPVAE(BaseGenerator):
         batch = int(self.batch_size)
         eps, delta = budget.epsilon, budget.delta
 
-        # 1. the dataset size that sets the sampling rate: declared, or a noisy count
+        eps_error = accounting.eps_error_for(eps)
+        # 1. the noisy 1-way marginals (Gaussian, a share of the budget's rho), composed with DP-SGD below
+        extra: list[tuple[float, float, int]] = []
+        sigma_m = eps_m = 0.0
+        noisy: list[np.ndarray] | None = None
+        if self.marginals_share > 0:
+            d = len(self.encoder_.shape)
+            sigma_m = math.sqrt(d / (2.0 * float(self.marginals_share) * budget.rho))
+            extra = [accounting.gaussian_entry(sigma_m, math.sqrt(d))]
+            eps_m = accounting.composed_epsilon(extra, delta, self.accountant, eps_error=eps_error)
+            if eps_m >= eps:  # pragma: no cover - a share < 1 of the budget's rho is below epsilon
+                raise InvalidParameterError(
+                    f"The 'marginals_share' parameter of {_OWNER} leaves nothing for DP-SGD: the marginals alone "
+                    f"spend epsilon={eps_m:.4g} of {eps:.4g}. Got {self.marginals_share!r}.")
+            noisy = self._noisy_marginals(codes, sigma_m, eps_m, delta, noise, ledger, fit_id)
+        # 2. the dataset size that sets the sampling rate: declared, from the noisy marginals, or a noisy count
+        eps0 = 0.0
         if self.max_patients is not None:
-            n_hat, eps0, size_source = int(self.max_patients), 0.0, "declared upper bound (max_patients)"
+            n_hat, size_source = int(self.max_patients), "declared upper bound (max_patients)"
+        elif noisy is not None:
+            n_hat = max(1, round(float(np.mean([m.sum() for m in noisy]))))
+            size_source = "mean total of the noisy 1-way marginals"
         else:
             eps0 = float(self.count_share) * eps
             n_hat = max(1, self._noisy_count(len(codes), eps0, noise, ledger, fit_id))
@@ -286,10 +342,12 @@ class DPVAE(BaseGenerator):
         q = min(1.0, batch / n_hat)
         steps = math.ceil(self.epochs / q - 1e-9)
         plan_eps = eps - eps0
-        # 2. the noise multiplier, and the charge (before any noisy gradient exists)
-        sigma, eps_sgd = accounting.noise_multiplier(plan_eps, delta, q, steps, self.accountant)
-        if eps_sgd > plan_eps * (1 + 1e-9):  # pragma: no cover - get_noise_multiplier guarantees it
-            raise AccountingError(f"the accountant's epsilon {eps_sgd:.6g} exceeds the plan {plan_eps:.6g}")
+        # 3. the noise multiplier such that DP-SGD composed with the marginals meets the plan, and the charge
+        # (before any noisy gradient exists): what the composition adds to the marginals' charge
+        sigma, eps_joint = accounting.noise_multiplier(plan_eps, delta, q, steps, self.accountant, extra=extra)
+        if eps_joint > plan_eps * (1 + 1e-9):  # pragma: no cover - get_noise_multiplier guarantees it
+            raise AccountingError(f"the accountant's epsilon {eps_joint:.6g} exceeds the plan {plan_eps:.6g}")
+        eps_sgd = max(0.0, eps_joint - eps_m)
         plan = fastdp.DPSGDPlan(sample_rate=q, noise_multiplier=sigma, clip=float(self.clip_norm), steps=steps,
                                 denominator=q * n_hat, steps_per_epoch=max(1, math.ceil(1.0 / q - 1e-9)),
                                 learning_rate=float(self.learning_rate))
@@ -300,16 +358,28 @@ class DPVAE(BaseGenerator):
                    f"opacus {_version('opacus')} {self.accountant.upper()} accountant")
         target = (f"VAE gradients: DP-SGD, {steps} steps, Poisson sampling rate q={q:.6g} (batch {batch} / "
                   f"{n_hat} patients, {size_source}), clip C={plan.clip:g}, noise multiplier sigma={sigma:.6g}")
+        if extra:
+            target += (f"; composed with the 1-way marginals in the {self.accountant.upper()} accountant "
+                       f"(joint epsilon={eps_joint:.6g} at delta={delta:.3g}): charged the increase over the marginals' "
+                       "charge, delta included there")
         ledger.charge(LedgerEntry("dp_sgd_subsampled_gaussian", target, plan.clip, sigma * plan.clip, 0.0, fit_id,
-                                  library, noise.seeded, accounting="approx_dp", epsilon=eps_sgd, delta=delta))
+                                  library, noise.seeded, accounting="approx_dp", epsilon=eps_sgd,
+                                  delta=0.0 if extra else delta))
 
         # 3. train
         init = torch.Generator().manual_seed(aux_seed)
-        module = network.build_module(spec, generator=init, dtype=torch.float32).to(device)
+        module = network.build_module(spec, generator=init, dtype=torch.float32)
+        probs: list[np.ndarray] | None = None
+        if noisy is not None:  # post-processing of the noisy marginals: start from the independent model
+            probs = [network.project_counts(m, n_hat) / n_hat for m in noisy]
+            with torch.no_grad():
+                module.decoder[-1].bias.copy_(torch.as_tensor(
+                    np.concatenate([network.marginal_logits(p) for p in probs]), dtype=torch.float32))
+        module = module.to(device)
         aux = torch.Generator(device=device)
         aux.manual_seed(aux_seed + 1)
         codes_t = torch.as_tensor(np.ascontiguousarray(codes), dtype=torch.long, device=device)
-        bar = _Progress(progress, plan, delta, self.accountant, eps0, accounting.eps_error_for(plan_eps))
+        bar = _Progress(progress, plan, delta, self.accountant, eps0, eps_error, extra)
         try:
             if self.engine == "fast":
                 rnd = fastdp.CsprngRandom(device) if secure else fastdp.TorchRandom(dp_seed, device)
@@ -326,14 +396,19 @@ class DPVAE(BaseGenerator):
             bar.close()
 
         # 4. read back what was spent
-        eps_read = accounting.dp_sgd_epsilon(sigma, q, taken, delta, self.accountant,
-                                             eps_error=accounting.eps_error_for(plan_eps))
-        if eps_read > eps_sgd * (1 + 1e-9):
-            raise AccountingError(f"DP-SGD spent epsilon={eps_read:.6g}, more than the {eps_sgd:.6g} charged")
+        eps_read = accounting.dp_sgd_epsilon(sigma, q, taken, delta, self.accountant, eps_error=eps_error, extra=extra)
+        if eps_read > eps_joint * (1 + 1e-9):
+            raise AccountingError(f"DP-SGD spent epsilon={eps_read:.6g}, more than the {eps_joint:.6g} charged")
         self.spec_ = spec
         self.model_ = {f"{name}.{kind}": getattr(layer, kind).detach().cpu().numpy().copy()
                        for name, layer in zip(layer_names(spec), [*module.encoder, *module.decoder], strict=True)
                        for kind in ("weight", "bias")}
+        # 5. post-processing: move the decoder's output biases until the model's 1-way marginals are the noisy ones
+        self.marginals_ = probs
+        if probs is not None and self.calibrate:
+            last = f"{layer_names(spec)[-1]}.bias"
+            self.model_[last] = network.calibrate_output_bias(
+                spec, self.model_, probs, np.random.default_rng(aux_seed + 2)).astype(np.float32)
         self.total_ = float(n_hat)
         self.noise_multiplier_ = sigma
         self.sample_rate_ = q
@@ -341,11 +416,16 @@ class DPVAE(BaseGenerator):
         self.epsilon_spent_ = eps0 + eps_read
         self.privacy_ = {
             "epsilon_target": eps, "delta": delta, "accountant": self.accountant,
-            "dataset_size": {"value": n_hat, "source": "declared" if self.max_patients is not None else "noisy_count",
+            "dataset_size": {"value": n_hat, "source": ("declared" if self.max_patients is not None else
+                                         "noisy_marginals" if noisy is not None else "noisy_count"),
                              "epsilon": eps0},
+            "marginals": None if noisy is None else {
+                "noise_scale": sigma_m, "l2_sensitivity": math.sqrt(len(noisy)), "epsilon_charged": eps_m,
+                "delta": delta, "calibrated": bool(self.calibrate),
+                "probabilities": [[float(v) for v in p] for p in probs or []]},
             "dp_sgd": {"noise_multiplier": sigma, "sample_rate": q, "steps_planned": steps, "steps_taken": int(taken),
                        "clip_norm": plan.clip, "expected_batch_size": plan.denominator, "epsilon_charged": eps_sgd,
-                       "epsilon_spent": eps_read, "delta": delta},
+                       "epsilon_composed": eps_joint, "epsilon_spent": eps_read, "delta": delta},
             "epsilon_spent": eps0 + eps_read,
             "engine": self.engine, "device": str(device), "randomness": rng_desc, "secure_mode": secure,
             "versions": {"torch": _version("torch"), "opacus": _version("opacus")},
@@ -391,6 +471,8 @@ class DPVAE(BaseGenerator):
         self.sample_rate_ = float(dp["sample_rate"])
         self.steps_ = int(dp["steps_taken"])
         self.epsilon_spent_ = float(self.privacy_["epsilon_spent"])
+        marg = self.privacy_.get("marginals")
+        self.marginals_ = None if not marg else [np.asarray(p, dtype=np.float64) for p in marg["probabilities"]]
 
 
 class _Progress:
@@ -399,8 +481,10 @@ class _Progress:
     The training loss is *not* shown: it is a function of the private data without noise.
     """
 
-    def __init__(self, enabled: bool, plan: Any, delta: float, accountant: str, eps0: float, eps_error: float) -> None:
+    def __init__(self, enabled: bool, plan: Any, delta: float, accountant: str, eps0: float, eps_error: float,
+                 extra: Any = ()) -> None:
         self.bar = None
+        self.extra = list(extra)
         if not enabled:
             return
         from tqdm.auto import tqdm
@@ -419,7 +503,7 @@ class _Progress:
             from .accounting import dp_sgd_epsilon
 
             eps = self.eps0 + dp_sgd_epsilon(self.plan.noise_multiplier, self.plan.sample_rate, done, self.delta,
-                                             self.accountant, eps_error=self.eps_error)
+                                             self.accountant, eps_error=self.eps_error, extra=self.extra)
             self.bar.set_postfix_str(f"epoch {done / self.plan.steps_per_epoch:.1f}, epsilon={eps:.3f}")
 
     def close(self) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CodeLayout", "VAESpec", "build_module", "forward_codes", "layer_names", "per_sample_loss", "sample_codes"]
+__all__ = ["CodeLayout", "VAESpec", "build_module", "calibrate_output_bias", "forward_codes", "layer_names",
+           "marginal_logits", "per_sample_loss", "project_counts", "sample_codes"]
 
 
 @dataclass(frozen=True)
@@ -282,3 +283,87 @@ def sample_codes(spec: VAESpec, weights: dict[str, np.ndarray], n: int, rng: np.
             u = rng.random((m, 1)) * cdf[:, -1:]
             out[start:start + m, j] = np.minimum((cdf < u).sum(axis=1), size - 1)
     return out
+
+
+# ------------------------------------------------------- 1-way marginals (post-processing)
+def project_counts(noisy: np.ndarray, total: float) -> np.ndarray:
+    """Nearest (L2) non-negative vector summing to ``total``: ``max(noisy − τ, 0)`` for the right τ.
+
+    The usual post-processing of a noisy histogram (it removes most of the mass that clipping
+    negative counts at zero would put on empty cells). Falls back to uniform when ``total <= 0``.
+
+    Examples
+    --------
+    >>> project_counts(np.array([10.0, -3.0, 1.0]), 9.0).tolist()
+    [9.0, 0.0, 0.0]
+    """
+    x = np.asarray(noisy, dtype=np.float64)
+    if total <= 0 or not np.isfinite(x).all():
+        return np.full(x.shape, max(float(total), 0.0) / max(1, x.size))
+    u = np.sort(x)[::-1]
+    css = np.cumsum(u) - total
+    k = np.nonzero(u - css / np.arange(1, x.size + 1) > 0)[0][-1]
+    tau = css[k] / (k + 1)
+    return np.maximum(x - tau, 0.0)
+
+
+def marginal_logits(probs: np.ndarray, floor: float = 1e-4) -> np.ndarray:
+    """Centred log-probabilities of one attribute, each probability floored at ``floor`` then renormalised.
+
+    Examples
+    --------
+    >>> np.round(marginal_logits(np.array([0.5, 0.5, 0.0])), 2).tolist()
+    [2.84, 2.84, -5.68]
+    """
+    p = np.maximum(np.asarray(probs, dtype=np.float64), floor)
+    lp = np.log(p / p.sum())
+    return lp - lp.mean()
+
+
+def _decoder_features(spec: VAESpec, weights: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    """Input of the decoder's last layer for latent draws ``z``."""
+    names = layer_names(spec)[spec.n_encoder_layers:]
+    h = z
+    for name in names[:-1]:
+        h = np.maximum(h @ weights[f"{name}.weight"].astype(np.float64).T + weights[f"{name}.bias"].astype(np.float64),
+                       0.0)
+    return h
+
+
+def calibrate_output_bias(spec: VAESpec, weights: dict[str, np.ndarray], targets: list[np.ndarray],
+                          rng: np.random.Generator, n: int = 20_000, iterations: int = 20,
+                          floor: float = 1e-4) -> np.ndarray:
+    """Output biases of the decoder with which the model's 1-way marginals match ``targets``.
+
+    Iterative proportional fitting on the biases of the decoder's last layer: the model's marginal
+    of attribute j is the average of the decoder's softmax over ``n`` latent draws, and its biases
+    move by ``log(target / model)`` until they agree. Post-processing of the weights and of DP
+    marginals (no data); the result is still a VAE decoder (only its output biases change).
+
+    Parameters
+    ----------
+    targets : list of arrays
+        One probability vector per attribute (e.g. noisy 1-way marginals), floored at ``floor``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The new bias vector of the last decoder layer (length ``D``).
+    """
+    last = layer_names(spec)[-1]
+    w = weights[f"{last}.weight"].astype(np.float64)
+    b = weights[f"{last}.bias"].astype(np.float64).copy()
+    base = _decoder_features(spec, weights, rng.standard_normal((n, spec.latent))) @ w.T
+    offsets = spec.offsets
+    logt = []
+    for t, _size in zip(targets, spec.sizes, strict=True):
+        p = np.maximum(np.asarray(t, dtype=np.float64), floor)
+        logt.append(np.log(p / p.sum()))
+    for _ in range(iterations):
+        for j, (off, size) in enumerate(zip(offsets, spec.sizes, strict=True)):
+            block = base[:, off:off + size] + b[off:off + size]
+            block = block - block.max(axis=1, keepdims=True)
+            e = np.exp(block)
+            model = (e / e.sum(axis=1, keepdims=True)).mean(axis=0)
+            b[off:off + size] += np.clip(logt[j] - np.log(np.maximum(model, 1e-300)), -5.0, 5.0)
+    return b
