@@ -432,9 +432,64 @@ def section_utility(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
         out += ["", f"Targets at ε = 1 (DPVAE): mean 2-way TVD ≤ {TARGET_TVD2_EPS1}: "
                 f"{'met' if tvd2 <= TARGET_TVD2_EPS1 else 'NOT met'} ({tvd2:.3f}); TSTR AUROC (LR) ≥ "
                 f"{TARGET_AUROC_EPS1}: {'met' if auc >= TARGET_AUROC_EPS1 else 'NOT met'} ({auc:.3f}).",
-                f"DPVAE noise multiplier σ at ε = 1: {_fmt([r['sigma'] for r in dp1], 2)}; ε spent (count + DP-SGD, "
+                f"DPVAE noise multiplier σ at ε = 1: {_fmt([r['sigma'] for r in dp1], 2)}; ε spent (marginals + DP-SGD composed, "
                 f"PRV): {_fmt([r['eps_spent'] for r in dp1], 3)}.", ""]
     return {f"{k[0]} eps={k[1]}": v for k, v in rows.items()}
+
+
+# ======================================================================= end-to-end fit
+def section_fit(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
+    """Wall time of ``DPVAE.fit`` (encoding, accounting, training, calibration) at several sizes and devices."""
+    import torch
+
+    from synthhealth.generators.dpvae import DPVAE
+
+    schema, train, train_codes, test_codes = flchain_split()
+    from synthhealth.transform.encode import Encoder
+
+    enc = Encoder(schema)
+    devices = [] if args.device == "cuda" else ["cpu"]
+    if args.device in ("auto", "cuda") and torch.cuda.is_available():
+        devices.append("cuda")
+    out += ["## End-to-end `DPVAE.fit` (ε = 1, δ = 1e-5)", "",
+            "flchain's training split resampled with replacement to n rows; wall time of `fit` (encoding, noisy "
+            "marginals, σ search, training, calibration); default network. Batch: DPVAE's default below 50,000 rows, "
+            f"{args.fit_large_batch:,} above. `seeded`: random_state=0 (torch generator); `release`: no seed, "
+            "secure_mode (OS CSPRNG). 2-way TVD against the training split (for n = the split itself).", "",
+            "| device | n | batch | randomness | steps | σ | fit s | steps/s | 2-way TVD mean |", "|" + "---|" * 9]
+    raw: dict[str, Any] = {}
+    rng = np.random.default_rng(0)
+    for device in devices:
+        if device == "cpu":
+            torch.set_num_threads(args.utility_threads)
+        for n in args.fit_rows:
+            if device == "cpu" and n > args.fit_cpu_max:
+                continue
+            table = train if n == len(train) else train.iloc[rng.integers(0, len(train), n)].reset_index(drop=True)
+            batch = DPVAE().get_params()["batch_size"] if n < 50_000 else args.fit_large_batch
+            for release in (False, True):
+                if release and n == len(train):
+                    continue
+                log(f"fit: {device} n={n:,} batch={batch} {'release' if release else 'seeded'}")
+                gen = DPVAE(epsilon=1.0, delta=DELTA, batch_size=batch, device=device,
+                            random_state=None if release else 0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    t0 = time.perf_counter()
+                    gen.fit(table, schema=schema, progress=False)
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                    fit_s = time.perf_counter() - t0
+                tvd = "—"
+                if n == len(train):
+                    sample = gen._sample_codes(len(train_codes), np.random.default_rng(0))
+                    tvd = f"{marginal_tvds(sample, train_codes, enc.shape, 2).mean():.3f}"
+                raw[f"{device}-{n}-{release}"] = {"fit_s": fit_s, "steps": gen.steps_, "sigma": gen.noise_multiplier_}
+                out.append(f"| {device} | {n:,} | {batch:,} | {'release (secure_mode)' if release else 'seeded'} | "
+                           f"{gen.steps_:,} | {gen.noise_multiplier_:.2f} | {fit_s:.1f} | {gen.steps_ / fit_s:,.0f} | "
+                           f"{tvd} |")
+    out.append("")
+    return raw
 
 
 # =============================================================================== main
@@ -458,6 +513,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--utility-threads", type=int, default=1)
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--no-utility", action="store_true")
+    p.add_argument("--fit", action="store_true", help="also time DPVAE.fit end to end (--fit-rows)")
+    p.add_argument("--fit-rows", type=int, nargs="+", default=[5511, 100_000, 1_000_000])
+    p.add_argument("--fit-cpu-max", type=int, default=100_000, help="largest --fit-rows run on the CPU")
+    p.add_argument("--fit-large-batch", type=int, default=16_384, help="batch size of fits above 50,000 rows")
     p.add_argument("--save", action="store_true", help="write bench/results/dpvae-<date>.md")
     p.add_argument("--out", type=Path, help="also write the report to this file")
     p.add_argument("--flchain", type=Path, help="read the raw flchain table from this parquet file (written with "
@@ -483,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
            f"{os.cpu_count()} logical CPUs", ""]
     if not args.no_speed:
         section_speed(args, out)
+    if args.fit:
+        section_fit(args, out)
     if not args.no_utility:
         section_utility(args, out)
     report = "\n".join(out)

@@ -188,14 +188,18 @@ def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> 
 @click.option("--workload", "-w", multiple=True,
               help="AIM: a marginal that matters, as comma-separated attributes (repeatable).")
 @click.option("--epochs", type=int, default=None, help="DPVAE: expected passes over the data [default: 50].")
-@click.option("--batch-size", type=int, default=None, help="DPVAE: expected (Poisson) batch size [default: 1024].")
-@click.option("--learning-rate", type=float, default=None, help="DPVAE: Adam's peak learning rate [default: 0.01].")
+@click.option("--batch-size", type=int, default=None, help="DPVAE: expected (Poisson) batch size [default: 2048].")
+@click.option("--learning-rate", type=float, default=None, help="DPVAE: Adam's peak learning rate [default: 0.03].")
 @click.option("--hidden-sizes", default=None, help="DPVAE: hidden widths, comma-separated, e.g. 128,64 [default: 64].")
 @click.option("--latent-size", type=int, default=None, help="DPVAE: latent dimension [default: 8].")
 @click.option("--kl-weight", type=float, default=None, help="DPVAE: weight of the KL term [default: 0.3].")
 @click.option("--clip-norm", type=float, default=None, help="DPVAE: per-patient gradient clip norm [default: 1].")
 @click.option("--max-patients", type=int, default=None,
               help="DPVAE: declared upper bound on the number of patients (no budget spent on a noisy count).")
+@click.option("--marginals-share", type=float, default=None,
+              help="DPVAE: share of the budget for the noisy 1-way marginals; 0 turns them off [default: 0.2].")
+@click.option("--calibrate/--no-calibrate", default=None,
+              help="DPVAE: match the model's 1-way marginals to the noisy ones after training [default: on].")
 @click.option("--accountant", type=click.Choice(["prv", "rdp"]), default=None, help="DPVAE: accountant [default: prv].")
 @click.option("--device", default=None, help="DPVAE: auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--secure-mode/--no-secure-mode", default=None,
@@ -208,8 +212,8 @@ def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> 
 def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, delta: float, ledger: Path | None,
         workload: tuple[str, ...], epochs: int | None, batch_size: int | None, learning_rate: float | None,
         hidden_sizes: str | None, latent_size: int | None, kl_weight: float | None, clip_norm: float | None,
-        max_patients: int | None, accountant: str | None, device: str | None, secure_mode: bool | None,
-        seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
+        max_patients: int | None, marginals_share: float | None, calibrate: bool | None, accountant: str | None,
+        device: str | None, secure_mode: bool | None, seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
     """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model."""
     import warnings
 
@@ -221,7 +225,8 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         params["workload"] = [tuple(a.strip() for a in w.split(",") if a.strip()) for w in workload]
     vae = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "hidden_sizes": hidden_sizes,
            "latent_size": latent_size, "kl_weight": kl_weight, "clip_norm": clip_norm, "max_patients": max_patients,
-           "accountant": accountant, "device": device, "secure_mode": secure_mode}
+           "marginals_share": marginals_share, "calibrate": calibrate, "accountant": accountant, "device": device,
+           "secure_mode": secure_mode}
     vae = {k: v for k, v in vae.items() if v is not None}
     if vae and generator != "dpvae":
         raise sh.InvalidParameterError(

@@ -199,6 +199,14 @@ def test_fit_dpvae_on_the_demo_data(runner: CliRunner, tmp_path: Path) -> None:
     res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_fhir_path()), "-g", "mst",
                                "-e", "1", "--epochs", "3", "-o", str(tmp_path / "m"), "-q"])
     assert res.exit_code == 2 and "--epochs option(s) only apply to --generator dpvae" in res.output
+    # without the noisy marginals: a noisy count sets the sampling rate, and nothing is calibrated
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_fhir_path()), "-g", "dpvae",
+                               "-e", "1", "--epochs", "2", "--marginals-share", "0", "--no-calibrate", "--seed", "0",
+                               "-o", str(tmp_path / "vae0"), "-q"])
+    assert res.exit_code == 0, res.output
+    plain = sh.load_model(tmp_path / "vae0")
+    assert plain.privacy_["marginals"] is None and plain.privacy_["dataset_size"]["source"] == "noisy_count"
+    assert model.privacy_["marginals"]["calibrated"] and model.privacy_["dataset_size"]["source"] == "noisy_marginals"
 
 
 def test_sweep_asks_before_spending(runner: CliRunner, tmp_path: Path) -> None:

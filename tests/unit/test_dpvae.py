@@ -397,17 +397,15 @@ def test_charged_before_training_so_a_crash_leaves_a_valid_ledger(
 
 def test_marginals_charged_before_release_with_sensitivity_sqrt_d(
         table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
-    from synthhealth.privacy import NoiseSource
-
     seen = {}
-    real_gaussian = NoiseSource.gaussian
+    real_gaussian = fastdp.gaussian_vector
 
-    def spy(self, counts, sigma):  # type: ignore[no-untyped-def]
+    def spy(counts, sigma, rnd):  # type: ignore[no-untyped-def]
         seen["entries"] = [e.mechanism for e in ledger.entries]
         seen["counts"], seen["sigma"] = np.asarray(counts).copy(), sigma
-        return real_gaussian(self, counts, sigma)
+        return real_gaussian(counts, sigma, rnd)
 
-    monkeypatch.setattr(NoiseSource, "gaussian", spy)
+    monkeypatch.setattr(fastdp, "gaussian_vector", spy)
     ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
     gen = DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL, ledger=ledger)
     assert seen["entries"] == ["gaussian"]  # charged, then released
@@ -547,8 +545,8 @@ def test_release_path_uses_the_os_csprng(table: pd.DataFrame) -> None:
         warnings.simplefilter("error", sh.InsecureRandomnessWarning)
         gen = DPVAE(epsilon=1.0, **FAST).fit(table, schema=SMALL)
     assert gen.privacy_["secure_mode"] and not gen.ledger_.seeded
-    assert gen.ledger_.entries[0].library.startswith("opendp")
-    assert gen.ledger_.entries[0].mechanism == "discrete_gaussian"
+    assert gen.ledger_.entries[0].mechanism == "gaussian"  # continuous: the law the accountant composes
+    assert "OS CSPRNG" in gen.ledger_.entries[0].library
     assert "OS CSPRNG" in gen.ledger_.entries[1].library
     with pytest.warns(sh.InsecureRandomnessWarning, match="not a cryptographically secure sampler"):
         DPVAE(epsilon=1.0, secure_mode=False, **FAST).fit(table, schema=SMALL)
@@ -585,3 +583,14 @@ def test_numpy_sampler_matches_the_torch_decoder() -> None:
     for j, p in enumerate(probs):
         freq = np.bincount(codes[:, j], minlength=len(p)) / 20000
         np.testing.assert_allclose(freq, p, atol=0.015)
+
+
+@pytest.mark.parametrize("rnd", ["torch", "csprng"])
+def test_gaussian_vector_has_the_declared_scale(rnd: str) -> None:
+    from scipy import stats
+
+    source = fastdp.TorchRandom(5, torch.device("cpu")) if rnd == "torch" else fastdp.CsprngRandom(torch.device("cpu"))
+    values = np.arange(20_000) % 7
+    out = fastdp.gaussian_vector(values, 3.0, source)
+    assert stats.kstest((out - values) / 3.0, "norm").pvalue > 1e-3
+    assert stats.kstest((out - values) / 1.5, "norm").pvalue < 1e-6  # a wrong scale is detected

@@ -38,6 +38,7 @@ __all__ = [
     "PoissonBatches",
     "TorchRandom",
     "clipped_grad_sum",
+    "gaussian_vector",
     "make_adam",
     "poisson_indices",
     "train_fast",
@@ -215,6 +216,22 @@ class PoissonBatches:
         if not self._queue:
             self._refill()
         return self._queue.pop()
+
+
+def gaussian_vector(values: np.ndarray, sigma: float, rnd: TorchRandom | CsprngRandom) -> np.ndarray:
+    """``values`` plus independent N(0, σ²) noise per entry (float64), from the DP randomness ``rnd``.
+
+    A continuous Gaussian mechanism (the law the accountants compose), with the same sampler as the
+    DP-SGD noise: the OS CSPRNG with opacus's secure-mode construction for a release.
+
+    Examples
+    --------
+    >>> out = gaussian_vector(np.zeros(4), 2.0, TorchRandom(0, torch.device("cpu")))
+    >>> out.shape, out.dtype
+    ((4,), dtype('float64'))
+    """
+    z = rnd.normal(len(values), torch.float64).cpu().numpy()
+    return np.asarray(values, dtype=np.float64) + float(sigma) * z
 
 
 # --------------------------------------------------------- clipped gradient sum

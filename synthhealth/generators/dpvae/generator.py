@@ -275,22 +275,30 @@ class DPVAE(BaseGenerator):
             return int(n + noise.rng.geometric(p) - noise.rng.geometric(p))
         return int(meas(int(n)))
 
-    def _noisy_marginals(self, codes: np.ndarray, sigma: float, eps_m: float, delta: float, noise: NoiseSource,
-                         ledger: PrivacyLedger, fit_id: str) -> list[np.ndarray]:
+    def _noisy_marginals(self, codes: np.ndarray, sigma: float, eps_m: float, delta: float, seeded: bool,
+                         secure: bool, seed: int, ledger: PrivacyLedger, fit_id: str) -> list[np.ndarray]:
         """Charge, then release, the 1-way marginals of every attribute with Gaussian noise of scale σ.
 
         One patient adds 1 to one cell of each of the ``d`` marginals: the concatenated histogram
         has L2 sensitivity √d. The charge is the accountant's (ε, δ) of this Gaussian mechanism alone.
+        The noise is a *continuous* Gaussian, the distribution the accountant composes, drawn from
+        the same DP randomness as the DP-SGD noise (the OS CSPRNG in secure mode).
         """
+        from .fastdp import CsprngRandom, TorchRandom, gaussian_vector
+
+        torch = require("torch")
         sizes = self.encoder_.shape
         d = len(sizes)
         counts = np.concatenate([np.bincount(codes[:, j], minlength=k) for j, k in enumerate(sizes)]).astype(np.int64)
-        mechanism = "gaussian" if noise.seeded else "discrete_gaussian"
+        cpu = torch.device("cpu")
+        rnd = CsprngRandom(cpu) if secure else TorchRandom(seed, cpu)
+        source = ("seeded torch generator (not for release)" if seeded else
+                  "OS CSPRNG, opacus secure-mode construction" if secure else "torch generator seeded from OS entropy")
         ledger.charge(LedgerEntry(
-            mechanism, f"1-way marginals of the {d} attributes ({counts.size} cells; L2 sensitivity sqrt({d}))",
-            math.sqrt(d), sigma, 0.0, fit_id, f"{noise.library}; opacus {_version('opacus')} "
-            f"{self.accountant.upper()} accountant", noise.seeded, accounting="approx_dp", epsilon=eps_m, delta=delta))
-        noisy = noise.gaussian(counts, sigma)
+            "gaussian", f"1-way marginals of the {d} attributes ({counts.size} cells; L2 sensitivity sqrt({d}))",
+            math.sqrt(d), sigma, 0.0, fit_id, f"torch {_version('torch')} ({source}); opacus {_version('opacus')} "
+            f"{self.accountant.upper()} accountant", seeded, accounting="approx_dp", epsilon=eps_m, delta=delta))
+        noisy = gaussian_vector(counts, sigma, rnd)
         return np.split(noisy, np.cumsum(sizes)[:-1])
 
     def _fit(self, codes: np.ndarray, budget: PrivacyBudget, noise: NoiseSource, ledger: PrivacyLedger,
@@ -327,7 +335,8 @@ class DPVAE(BaseGenerator):
                 raise InvalidParameterError(
                     f"The 'marginals_share' parameter of {_OWNER} leaves nothing for DP-SGD: the marginals alone "
                     f"spend epsilon={eps_m:.4g} of {eps:.4g}. Got {self.marginals_share!r}.")
-            noisy = self._noisy_marginals(codes, sigma_m, eps_m, delta, noise, ledger, fit_id)
+            noisy = self._noisy_marginals(codes, sigma_m, eps_m, delta, noise.seeded, secure, dp_seed + 2, ledger,
+                                           fit_id)
         # 2. the dataset size that sets the sampling rate: declared, from the noisy marginals, or a noisy count
         eps0 = 0.0
         if self.max_patients is not None:
@@ -379,6 +388,8 @@ class DPVAE(BaseGenerator):
         aux = torch.Generator(device=device)
         aux.manual_seed(aux_seed + 1)
         codes_t = torch.as_tensor(np.ascontiguousarray(codes), dtype=torch.long, device=device)
+        # the read-back uses the numerical slack the plan used (noise_multiplier's, from the DP-SGD target)
+        eps_error = accounting.eps_error_for(plan_eps)
         bar = _Progress(progress, plan, delta, self.accountant, eps0, eps_error, extra)
         try:
             if self.engine == "fast":
