@@ -594,3 +594,15 @@ def test_gaussian_vector_has_the_declared_scale(rnd: str) -> None:
     out = fastdp.gaussian_vector(values, 3.0, source)
     assert stats.kstest((out - values) / 3.0, "norm").pvalue > 1e-3
     assert stats.kstest((out - values) / 1.5, "norm").pvalue < 1e-6  # a wrong scale is detected
+
+
+def test_onehot_weighted_sum_both_ways_equal_the_dense_product() -> None:
+    gen = torch.Generator().manual_seed(3)
+    sizes = (3, 5, 2, 4)
+    offsets = torch.tensor([0, 3, 8, 10])
+    codes = torch.stack([torch.randint(0, k, (50,), generator=gen) for k in sizes], dim=1)
+    rows = torch.randn(50, 6, generator=gen, dtype=torch.float64)
+    dense = network.one_hot(codes, offsets, sum(sizes), torch.float64).t() @ rows
+    for one_launch in (True, False):
+        got = fastdp.onehot_weighted_sum(codes + offsets, rows, sum(sizes), one_launch=one_launch)
+        torch.testing.assert_close(got, dense, rtol=1e-12, atol=1e-12)

@@ -40,6 +40,7 @@ __all__ = [
     "clipped_grad_sum",
     "gaussian_vector",
     "make_adam",
+    "onehot_weighted_sum",
     "poisson_indices",
     "train_fast",
     "train_nonprivate",
@@ -283,15 +284,36 @@ def clipped_grad_sum(weights: Sequence[torch.Tensor], biases: Sequence[torch.Ten
         norms = torch.sqrt(sq)
         factor = (clip / (norms + _EPS_CLIP)).clamp(max=1.0)
         gc = grads[0] * factor[:, None]
-        # Σᵢ cᵢ gᵢ xᵢᵀ for one-hot xᵢ: add cᵢ gᵢ to the column of each observed state
-        first = torch.zeros((weights[0].shape[1], gc.shape[1]), dtype=gc.dtype, device=gc.device)
-        first.index_add_(0, cols.reshape(-1), gc.repeat_interleave(cols.shape[1], dim=0))
+        first = onehot_weighted_sum(cols, gc, weights[0].shape[1])
         w_sums, b_sums = [first.t()], [gc.sum(dim=0)]
         for a, g in zip(inputs[1:], grads[1:], strict=True):
             gc = g * factor[:, None]
             w_sums.append(gc.t() @ a.detach())
             b_sums.append(gc.sum(dim=0))
     return w_sums, b_sums, norms
+
+
+def onehot_weighted_sum(cols: torch.Tensor, rows: torch.Tensor, dim: int, one_launch: bool | None = None
+                        ) -> torch.Tensor:
+    """``Σᵢ xᵢ rowsᵢᵀ`` (shape ``(dim, h)``) for one-hot ``xᵢ`` with ones at ``cols[i]``: the first layer's clipped sum.
+
+    Adds each row to the entry of every observed state. ``one_launch`` (default: on CUDA) does it
+    in one ``index_add`` over a ``(B·d × h)`` repeated copy; otherwise one ``index_add`` per
+    attribute, which avoids that copy (it dominated a CPU step).
+
+    Examples
+    --------
+    >>> onehot_weighted_sum(torch.tensor([[0, 2], [1, 2]]), torch.tensor([[1.0], [10.0]]), 3).ravel().tolist()
+    [1.0, 10.0, 11.0]
+    """
+    one_launch = cols.is_cuda if one_launch is None else one_launch
+    out = torch.zeros((dim, rows.shape[1]), dtype=rows.dtype, device=rows.device)
+    if one_launch:
+        out.index_add_(0, cols.reshape(-1), rows.repeat_interleave(cols.shape[1], dim=0))
+    else:
+        for j in range(cols.shape[1]):
+            out.index_add_(0, cols[:, j], rows)
+    return out
 
 
 # ------------------------------------------------------------------ training

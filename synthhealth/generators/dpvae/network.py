@@ -221,7 +221,7 @@ def forward_codes(weights: Any, biases: Any, spec: VAESpec, cols: Any, noise: An
     n_layers = len(weights)
     inputs: list[Any] = []
     outputs: list[Any] = []
-    y = F.embedding_bag(cols, weights[0].t(), mode="sum") + biases[0]
+    y = F.embedding_bag(cols, weights[0].t().contiguous(), mode="sum") + biases[0]  # row gathers: contiguous
     h = mu = logvar = y
     for i in range(n_layers):
         if i > 0:
