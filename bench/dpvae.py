@@ -306,13 +306,17 @@ def section_speed(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
             "logical CPUs (other jobs share this machine: compare numbers within a row).", "", *checks, ""]
     for name, device in itertools.product(args.models, devices):
         rows = [v for k, v in raw.items() if k.startswith(f"{name}-{device.type}-")]
-        op = [v["fast"] / v["opacus"] for v in rows if math.isfinite(v["opacus"])]
+        # the GPU targets are stated at batch 16,384 (small batches are bound by kernel launches for every method)
+        judged = ([v for k, v in raw.items() if k.startswith(f"{name}-cuda-") and k.endswith("-16384")]
+                  if device.type == "cuda" else rows)
+        op = [v["fast"] / v["opacus"] for v in judged if math.isfinite(v["opacus"])]
         npr = [v["nonprivate"] / v["fast"] for v in rows]
         if not rows:
             continue
         speedup, slowdown = ((TARGET_SPEEDUP_VS_OPACUS, TARGET_SLOWDOWN_VS_NONPRIVATE) if device.type == "cpu"
                              else (TARGET_GPU_SPEEDUP_VS_OPACUS, TARGET_GPU_SLOWDOWN_VS_NONPRIVATE))
-        op_txt = (f"{min(op):.1f}×–{max(op):.1f}× (target ≥ {speedup:g}×: "
+        op_txt = (f"{min(op):.1f}×–{max(op):.1f}×{' at batch 16,384' if device.type == 'cuda' else ''} "
+                  f"(target ≥ {speedup:g}×: "
                   f"{'met' if min(op) >= speedup else 'NOT met'})" if op else "not measured")
         out.append(f"- `{name}` on the {device.type.upper()}: fast ÷ opacus standard {op_txt}; "
                    f"non-private ÷ fast {min(npr):.2f}×–{max(npr):.2f}× (target ≤ {slowdown}×: "

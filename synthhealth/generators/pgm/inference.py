@@ -153,8 +153,21 @@ def _contract(operands: list[Factor], keep: set[str]) -> Factor:
     args: list[object] = []
     for f in operands:
         args += [f.values, [label[a] for a in f.attrs]]
-    values = np.einsum(*args, [label[a] for a in out], optimize=True)
+    args.append([label[a] for a in out])
+    key = (tuple(tuple(f.attrs) for f in operands), tuple(f.values.shape for f in operands), out)
+    path = _PATHS.get(key)
+    if path is None:  # the contraction order depends on labels and shapes only: find it once
+        path = np.einsum_path(*args, optimize="greedy")[0]
+        if len(_PATHS) >= _MAX_PATHS:
+            _PATHS.clear()
+        _PATHS[key] = path
+    values = np.einsum(*args, optimize=path)
     return Factor(out, np.asarray(values))
+
+
+#: Contraction orders found by ``np.einsum_path``, by (operand attributes, shapes, output attributes).
+_PATHS: dict[tuple[object, ...], list[object]] = {}
+_MAX_PATHS = 100_000
 
 
 def query_marginal(tree: JunctionTree, beliefs: Beliefs, attrs: Sequence[str]) -> np.ndarray:
@@ -179,17 +192,18 @@ def query_marginal(tree: JunctionTree, beliefs: Beliefs, attrs: Sequence[str]) -
     """
     attrs = tuple(attrs)
     want = set(attrs)
+    sets: tuple[frozenset[str], ...] = tree.clique_sets  # type: ignore[attr-defined]
     # one clique holds everything: the common, cheap case
-    holders = [i for i, c in enumerate(tree.cliques) if want <= set(c)]
+    holders = [i for i, c in enumerate(sets) if want <= c]
     if holders:
         i = min(holders, key=lambda k: beliefs.marginals[k].size)
         return Factor(tree.cliques[i], beliefs.marginals[i]).project(attrs).values
     n = len(tree.cliques)
     alive = set(range(n))
-    nbrs = {i: set() for i in range(n)}
-    for p, c in tree.edges():
-        nbrs[p].add(c)
-        nbrs[c].add(p)
+    nbrs: dict[int, set[int]] = {i: set(tree.children(i)) for i in range(n)}
+    for i, p in enumerate(tree.parents):
+        if p >= 0:
+            nbrs[i].add(p)
     changed = True
     while changed and len(alive) > 1:
         changed = False
@@ -198,13 +212,10 @@ def query_marginal(tree: JunctionTree, beliefs: Beliefs, attrs: Sequence[str]) -
             if len(live) != 1:
                 continue
             (j,) = live
-            shared = set(tree.cliques[i]) & set(tree.cliques[j])
-            if not ((set(tree.cliques[i]) - shared) & want):
+            if not ((sets[i] - sets[j]) & want):
                 alive.discard(i)
                 changed = True
-    depth = {tree.root: 0}
-    for i in tree.order[1:]:
-        depth[i] = depth[tree.parents[i]] + 1
+    depth = tree.depth  # type: ignore[attr-defined]
     top = min(alive, key=lambda k: depth[k])
     # leaves-up elimination inside the kept subtree
     pending: dict[int, Factor] = {}

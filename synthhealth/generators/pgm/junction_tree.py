@@ -10,7 +10,6 @@ maximal cliques of a chordal graph).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -36,15 +35,6 @@ def _check_cliques(domain: Domain, cliques: Iterable[Sequence[str]], name: str =
     for cl in cliques:
         out.append(domain.canonical(domain.check_attrs(cl, name=name)))
     return out
-
-
-def _adjacency(domain: Domain, cliques: Iterable[Clique]) -> dict[str, set[str]]:
-    adj: dict[str, set[str]] = {a: set() for a in domain.attrs}
-    for cl in cliques:
-        for a, b in itertools.combinations(cl, 2):
-            adj[a].add(b)
-            adj[b].add(a)
-    return adj
 
 
 def elimination_order(domain: Domain, cliques: Iterable[Sequence[str]]) -> tuple[list[str], list[Clique]]:
@@ -75,34 +65,61 @@ def elimination_order(domain: Domain, cliques: Iterable[Sequence[str]]) -> tuple
     >>> max(len(c) for c in formed)   # a 4-cycle needs a chord: triangles appear
     3
     """
-    adj = _adjacency(domain, _check_cliques(domain, cliques))
-    size = dict(zip(domain.attrs, domain.shape, strict=True))
-    pos = {a: i for i, a in enumerate(domain.attrs)}
-    remaining = set(domain.attrs)
+    # adjacency as integer bitsets over attribute positions: the min-size / min-fill scan is the inner
+    # loop of AIM's model-size checks (hundreds of calls per round on wide schemas)
+    attrs = domain.attrs
+    pos = {a: i for i, a in enumerate(attrs)}
+    n = len(attrs)
+    sizes = [int(k) for k in domain.shape]
+    adj = [0] * n
+    for cl in _check_cliques(domain, cliques):
+        bits = 0
+        for a in cl:
+            bits |= 1 << pos[a]
+        for a in cl:
+            adj[pos[a]] |= bits & ~(1 << pos[a])
+    def key(v: int) -> tuple[int, int, int]:
+        nb = adj[v]
+        cells, deg, inner = sizes[v], 0, 0
+        m = nb
+        while m:
+            lb = m & -m
+            u = lb.bit_length() - 1
+            m ^= lb
+            cells *= sizes[u]
+            deg += 1
+            inner += (adj[u] & nb).bit_count()
+        return (cells, deg * (deg - 1) // 2 - inner // 2, v)  # (cells, fill-in, column)
+
+    keys = {v: key(v) for v in range(n)}
     order: list[str] = []
     formed: list[Clique] = []
-    while remaining:
-        best_key = None
-        best = ""
-        for v in remaining:
-            cells = size[v]
-            for u in adj[v]:
-                cells *= size[u]
-            nb = list(adj[v])
-            fill = sum(1 for x, y in itertools.combinations(nb, 2) if y not in adj[x])
-            key = (cells, fill, pos[v])
-            if best_key is None or key < best_key:
-                best_key, best = key, v
+    while keys:
+        best = min(keys.values())[2]
         nb = adj[best]
-        for x, y in itertools.combinations(nb, 2):
-            adj[x].add(y)
-            adj[y].add(x)
-        for u in nb:
-            adj[u].discard(best)
-        formed.append(domain.canonical(nb | {best}))
-        order.append(best)
-        remaining.discard(best)
-        del adj[best]
+        touched = nb
+        m = nb
+        members = [best]
+        while m:
+            lb = m & -m
+            u = lb.bit_length() - 1
+            m ^= lb
+            adj[u] = (adj[u] | nb) & ~(lb | (1 << best))
+            members.append(u)
+        formed.append(tuple(attrs[i] for i in sorted(members)))
+        order.append(attrs[best])
+        adj[best] = 0
+        del keys[best]
+        # only the neighbours and their neighbours can change: their neighbourhoods or the edges among them
+        m = nb
+        while m:
+            lb = m & -m
+            m ^= lb
+            touched |= adj[lb.bit_length() - 1]
+        while touched:
+            lb = touched & -touched
+            touched ^= lb
+            keys[lb.bit_length() - 1] = key(lb.bit_length() - 1)
     return order, formed
 
 
@@ -207,6 +224,13 @@ class JunctionTree:
         )
         object.__setattr__(self, "order", tuple(order))
         object.__setattr__(self, "separators", seps)
+        # derived structure, read by every marginal query (not fields: no part of equality or repr)
+        object.__setattr__(self, "_children", tuple(tuple(c) for c in children))
+        object.__setattr__(self, "clique_sets", tuple(frozenset(c) for c in self.cliques))
+        depth = [0] * n
+        for i in order[1:]:
+            depth[i] = depth[self.parents[i]] + 1
+        object.__setattr__(self, "depth", tuple(depth))
         covered = {a for c in self.cliques for a in c}
         if covered != set(self.domain.attrs):
             raise InvalidParameterError(
@@ -225,7 +249,7 @@ class JunctionTree:
 
     def children(self, i: int) -> list[int]:
         """Indices of the children of clique ``i``."""
-        return [j for j, p in enumerate(self.parents) if p == i]
+        return list(self._children[i])  # type: ignore[attr-defined]
 
     def has_running_intersection(self) -> bool:
         """Whether, for every attribute, the cliques that contain it form a connected subtree."""
