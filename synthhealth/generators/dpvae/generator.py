@@ -46,7 +46,7 @@ from ..base import BaseGenerator
 from ._deps import require
 from .network import VAESpec, layer_names
 
-__all__ = ["DPVAE"]
+__all__ = ["DPVAE", "marginal_counts", "marginal_noise_scale"]
 
 _OWNER = "DPVAE"
 _WEIGHTS_KEY = "weights_safetensors"
@@ -58,6 +58,32 @@ def _version(pkg: str) -> str:
         return version(pkg)
     except PackageNotFoundError:  # pragma: no cover - depends on the environment
         return "?"
+
+
+def marginal_counts(codes: np.ndarray, sizes: Any) -> np.ndarray:
+    """The 1-way histograms of every attribute of ``codes`` (n × d), concatenated (length Σ sizes).
+
+    One patient adds 1 to exactly one cell of each attribute's histogram: L2 sensitivity √d.
+
+    Examples
+    --------
+    >>> marginal_counts(np.array([[0, 1], [2, 1]]), (3, 2)).tolist()
+    [1, 0, 1, 0, 2]
+    """
+    return np.concatenate([np.bincount(codes[:, j], minlength=int(k)) for j, k in enumerate(sizes)]).astype(np.int64)
+
+
+def marginal_noise_scale(d: int, share: float, rho: float) -> float:
+    """Noise σ_m of the d concatenated 1-way marginals given ``share`` of the fit's zCDP ρ.
+
+    A Gaussian mechanism of L2 sensitivity √d and scale σ is (d / 2σ²)-zCDP, so σ = √(d / (2·share·ρ)).
+
+    Examples
+    --------
+    >>> round(marginal_noise_scale(4, 0.5, 0.01), 6)
+    20.0
+    """
+    return math.sqrt(d / (2.0 * share * rho))
 
 
 class DPVAE(BaseGenerator):
@@ -289,7 +315,7 @@ class DPVAE(BaseGenerator):
         torch = require("torch")
         sizes = self.encoder_.shape
         d = len(sizes)
-        counts = np.concatenate([np.bincount(codes[:, j], minlength=k) for j, k in enumerate(sizes)]).astype(np.int64)
+        counts = marginal_counts(codes, sizes)
         cpu = torch.device("cpu")
         rnd = CsprngRandom(cpu) if secure else TorchRandom(seed, cpu)
         source = ("seeded torch generator (not for release)" if seeded else
@@ -328,7 +354,7 @@ class DPVAE(BaseGenerator):
         noisy: list[np.ndarray] | None = None
         if self.marginals_share > 0:
             d = len(self.encoder_.shape)
-            sigma_m = math.sqrt(d / (2.0 * float(self.marginals_share) * budget.rho))
+            sigma_m = marginal_noise_scale(d, float(self.marginals_share), budget.rho)
             extra = [accounting.gaussian_entry(sigma_m, math.sqrt(d))]
             eps_m = accounting.composed_epsilon(extra, delta, self.accountant, eps_error=eps_error)
             if eps_m >= eps:  # pragma: no cover - a share < 1 of the budget's rho is below epsilon
