@@ -176,6 +176,23 @@ def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> 
     return sh.flatten(sh.fhir.read(list(data), progress=not quiet), schema)
 
 
+def _marginal_pairs(values: tuple[str, ...]) -> Any:
+    """``--marginal-pairs`` values → the DPVAE parameter (None when not given)."""
+    if not values:
+        return None
+    if len(values) == 1 and values[0] in ("auto", "all", "none"):
+        return values[0]
+    pairs = []
+    for v in values:
+        parts = [a.strip() for a in v.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise sh.InvalidParameterError(
+                "The '--marginal-pairs' option must be auto, all, none, or pairs written 'attr1,attr2'. "
+                f"Got {v!r} instead.")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
 @main.command()
 @click.option("--schema", "-s", "schema_src", required=True, help="Schema YAML file or bundled schema name.")
 @click.option("--data", "-d", required=True, multiple=True,
@@ -197,7 +214,14 @@ def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> 
 @click.option("--max-patients", type=int, default=None,
               help="DPVAE: declared upper bound on the number of patients (no budget spent on a noisy count).")
 @click.option("--marginals-share", type=float, default=None,
-              help="DPVAE: share of the budget for the noisy 1-way marginals; 0 turns them off [default: 0.2].")
+              help="DPVAE: share of the budget for the noisy 1- and 2-way marginals; 0 turns them off "
+                   "[default: 0.7 with 2-way marginals, 0.2 with 1-way only].")
+@click.option("--marginal-pairs", multiple=True,
+              help="DPVAE: 2-way marginals to measure: auto (all pairs up to 20 attributes), all, none, or a pair "
+                   "as 'attr1,attr2' (repeatable) [default: auto].")
+@click.option("--finetune-steps", type=int, default=None,
+              help="DPVAE: steps fitting the decoder to the noisy marginals after training; 0 turns it off "
+                   "[default: 300].")
 @click.option("--calibrate/--no-calibrate", default=None,
               help="DPVAE: match the model's 1-way marginals to the noisy ones after training [default: on].")
 @click.option("--accountant", type=click.Choice(["prv", "rdp"]), default=None, help="DPVAE: accountant [default: prv].")
@@ -212,7 +236,8 @@ def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> 
 def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, delta: float, ledger: Path | None,
         workload: tuple[str, ...], epochs: int | None, batch_size: int | None, learning_rate: float | None,
         hidden_sizes: str | None, latent_size: int | None, kl_weight: float | None, clip_norm: float | None,
-        max_patients: int | None, marginals_share: float | None, calibrate: bool | None, accountant: str | None,
+        max_patients: int | None, marginals_share: float | None, marginal_pairs: tuple[str, ...],
+        finetune_steps: int | None, calibrate: bool | None, accountant: str | None,
         device: str | None, secure_mode: bool | None, seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
     """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model."""
     import warnings
@@ -225,7 +250,8 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         params["workload"] = [tuple(a.strip() for a in w.split(",") if a.strip()) for w in workload]
     vae = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "hidden_sizes": hidden_sizes,
            "latent_size": latent_size, "kl_weight": kl_weight, "clip_norm": clip_norm, "max_patients": max_patients,
-           "marginals_share": marginals_share, "calibrate": calibrate, "accountant": accountant, "device": device,
+           "marginals_share": marginals_share, "marginal_pairs": _marginal_pairs(marginal_pairs),
+           "finetune_steps": finetune_steps, "calibrate": calibrate, "accountant": accountant, "device": device,
            "secure_mode": secure_mode}
     vae = {k: v for k, v in vae.items() if v is not None}
     if vae and generator != "dpvae":

@@ -161,29 +161,31 @@ def test_end_to_end_training(variant: str) -> None:
         assert eps > claim, f"the audit failed to catch '{variant}' (lower bound {eps:.3f} <= claim {claim:.3f})"
 
 
-# --------------------------------------------------------- the noisy 1-way marginals
+# --------------------------------------------------------- the noisy 1- and 2-way marginals
 def audit_marginals(variant: str, runs: int) -> tuple[float, float]:
-    """(empirical lower bound, claim) for the DPVAE's noisy 1-way marginals on D vs D′ = D + canary.
+    """(empirical lower bound, claim) for the DPVAE's noisy marginals on D vs D′ = D + canary.
 
-    The release is the concatenated histogram plus Gaussian noise (:func:`marginal_counts`,
-    :func:`marginal_noise_scale`, ``fastdp.gaussian_vector``: the generator's own pieces); each run
-    is reduced to its projection on the direction the canary moves the histogram. Broken variants:
-    noise for sensitivity 1 instead of √d, and a quarter of the noise.
+    The release is the concatenation of the 1-way marginals and two 2-way marginals plus Gaussian
+    noise (:func:`marginal_counts`, :func:`marginal_noise_scale`, ``fastdp.gaussian_vector``: the
+    generator's own pieces); each run is reduced to its projection on the direction the canary
+    moves the histogram. Broken variants: noise for sensitivity 1 instead of √m, and a quarter of
+    the noise.
     """
     from synthhealth.generators.dpvae.accounting import composed_epsilon, gaussian_entry
     from synthhealth.generators.dpvae.generator import marginal_counts, marginal_noise_scale
 
     sizes = (4, 3, 5, 2, 6)
-    d = len(sizes)
+    pairs = [(0, 1), (2, 4)]
+    m = len(sizes) + len(pairs)
     rng = np.random.default_rng(0)
     table = np.stack([rng.integers(0, k, 40) for k in sizes], axis=1)
     canary = np.array([[3, 2, 4, 1, 5]])
-    c_d, c_dp = marginal_counts(table, sizes), marginal_counts(np.vstack([table, canary]), sizes)
+    c_d, c_dp = marginal_counts(table, sizes, pairs), marginal_counts(np.vstack([table, canary]), sizes, pairs)
     direction = (c_dp - c_d) / np.linalg.norm(c_dp - c_d)
-    rho = 0.06  # with share 0.5: sigma_m / sqrt(d) = 4.08, a claim of about 0.9
-    sigma = marginal_noise_scale(d, 0.5, rho)
-    claim = composed_epsilon([gaussian_entry(sigma, math.sqrt(d))], DELTA, "prv")
-    used = {"sensitivity_ignored": sigma / math.sqrt(d), "quarter_noise": sigma / 4}.get(variant, sigma)
+    rho = 0.06  # with share 0.7: sigma_m / sqrt(m) = 3.45, a claim of about 1.1
+    sigma = marginal_noise_scale(m, 0.7, rho)
+    claim = composed_epsilon([gaussian_entry(sigma, math.sqrt(m))], DELTA, "prv")
+    used = {"sensitivity_ignored": sigma / math.sqrt(m), "quarter_noise": sigma / 4}.get(variant, sigma)
     outs = []
     for counts, seed in ((c_d, 21), (c_dp, 22)):
         noisy = fastdp.gaussian_vector(np.tile(counts, runs), used, fastdp.TorchRandom(seed, CPU))

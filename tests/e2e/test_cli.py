@@ -207,6 +207,20 @@ def test_fit_dpvae_on_the_demo_data(runner: CliRunner, tmp_path: Path) -> None:
     plain = sh.load_model(tmp_path / "vae0")
     assert plain.privacy_["marginals"] is None and plain.privacy_["dataset_size"]["source"] == "noisy_count"
     assert model.privacy_["marginals"]["calibrated"] and model.privacy_["dataset_size"]["source"] == "noisy_marginals"
+    # 51 attributes: "auto" measures no pairs; declared pairs are measured and the decoder fitted to them
+    assert model.pairs_ == [] and model.privacy_["marginals"]["l2_sensitivity"] == pytest.approx(51 ** 0.5)
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_fhir_path()), "-g", "dpvae",
+                               "-e", "1", "--epochs", "2", "--marginal-pairs", "age,sex", "--marginal-pairs",
+                               "race,deceased", "--finetune-steps", "20", "--seed", "0", "-o", str(tmp_path / "vae2"),
+                               "-q"])
+    assert res.exit_code == 0, res.output
+    paired = sh.load_model(tmp_path / "vae2")
+    assert paired.pairs_ == [("sex", "age"), ("race", "deceased")]
+    assert paired.privacy_["marginals"]["finetune_steps"] == 20
+    assert paired.privacy_["marginals"]["l2_sensitivity"] == pytest.approx(53 ** 0.5)
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_fhir_path()), "-g", "dpvae",
+                               "-e", "1", "--marginal-pairs", "age", "-o", str(tmp_path / "bad"), "-q"])
+    assert res.exit_code == 2 and "pairs written 'attr1,attr2'. Got 'age' instead." in res.output
 
 
 def test_sweep_asks_before_spending(runner: CliRunner, tmp_path: Path) -> None:
