@@ -188,12 +188,14 @@ def test_fast_norms_equal_explicit_per_sample_gradients() -> None:
 
 # ------------------------------------------------------------ Poisson sampling
 @pytest.mark.parametrize(("rnd", "sampler"), [("torch", "single"), ("csprng", "single"), ("torch", "batches"),
-                                             ("csprng", "batches"), ("torch", "batches-short")])
+                                             ("csprng", "batches"), ("torch", "batches-short"),
+                                             ("torch", "batches-steps")])
 def test_poisson_sampling_batch_sizes_are_binomial(rnd: str, sampler: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch sizes follow Binomial(n, q); rows are included uniformly and independently.
 
     ``batches``: the block sampler of the training loop; ``batches-short``: the same with blocks too
-    small to reach the end of the table, so that every step goes through the completion rounds.
+    small to reach the end of the table, so that every step goes through the completion rounds;
+    ``batches-steps``: told to expect 7 steps (a block of 7), then asked for many more.
     """
     from scipy import stats
 
@@ -205,7 +207,8 @@ def test_poisson_sampling_batch_sizes_are_binomial(rnd: str, sampler: str, monke
         def draw() -> torch.Tensor:
             return fastdp.poisson_indices(n, q, source)
     else:
-        batches = fastdp.PoissonBatches(n, q, source, max_elements=2_000)
+        batches = fastdp.PoissonBatches(n, q, source, max_elements=2_000,
+                                        steps=7 if sampler == "batches-steps" else None)
         draw = batches.next
     sizes = np.empty(runs, dtype=int)
     counts = np.zeros(n)
@@ -238,6 +241,30 @@ def test_poisson_sampling_edge_cases() -> None:
     assert fastdp.PoissonBatches(0, 0.5, cpu).next().numel() == 0
     blocks = fastdp.PoissonBatches(100_000, 0.01, cpu)
     assert blocks.chunk * blocks.m <= 1 << 22 and blocks.chunk > 1
+    # a short run draws only the steps it needs
+    short = fastdp.PoissonBatches(100_000, 0.01, cpu, steps=3)
+    short.next()
+    assert len(short._queue) == 2
+    for _ in range(5):  # asking for more than announced still works
+        assert 800 < short.next().numel() < 1200
+
+
+def test_cpu_chunks_give_the_same_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the clipped sum is a sum over patients: chunking it (CPU) must not change the step
+    spec = network.VAESpec((3, 4, 2), (8,), 2)
+    codes = torch.as_tensor(np.random.default_rng(0).integers(0, 2, (300, 3)))
+    plan = fastdp.DPSGDPlan(sample_rate=0.5, noise_multiplier=1.0, clip=0.5, steps=6, denominator=150.0,
+                            steps_per_epoch=2, learning_rate=0.01)
+    out = []
+    for chunk in (10**9, 7):
+        monkeypatch.setattr(fastdp, "CPU_CHUNK", chunk)
+        module = network.build_module(spec, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        aux = torch.Generator().manual_seed(1)
+        fastdp.train_fast(module, spec, codes, plan, fastdp.TorchRandom(5, torch.device("cpu")), aux)
+        out.append(torch.cat([p.detach().reshape(-1) for p in module.parameters()]))
+    torch.testing.assert_close(out[0], out[1], rtol=1e-9, atol=1e-12)
+    start = network.build_module(spec, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert not torch.allclose(out[0], torch.cat([p.detach().reshape(-1) for p in start.parameters()]))
 
 
 # ----------------------------------------------------------------- accounting

@@ -178,6 +178,9 @@ class PoissonBatches:
         The DP randomness.
     max_elements : int, default 4_194_304
         Bound on the block's size (chunk × m float64 values).
+    steps : int, optional
+        Number of steps that will be asked for: blocks are not drawn beyond it (a short run does
+        not pay for 256 steps of samples). More calls than this still work.
 
     Examples
     --------
@@ -187,8 +190,10 @@ class PoissonBatches:
     True
     """
 
-    def __init__(self, n: int, q: float, rnd: TorchRandom | CsprngRandom, max_elements: int = 1 << 22) -> None:
+    def __init__(self, n: int, q: float, rnd: TorchRandom | CsprngRandom, max_elements: int = 1 << 22,
+                 steps: int | None = None) -> None:
         self.n, self.q, self.rnd = int(n), float(q), rnd
+        self.left = None if steps is None else int(steps)
         self.full = self.n <= 0 or self.q >= 1.0
         if not self.full:
             self.log1mq = math.log1p(-self.q)
@@ -198,6 +203,10 @@ class PoissonBatches:
 
     def _refill(self) -> None:
         k, m = self.chunk, self.m
+        if self.left is not None:
+            if self.left > 0:
+                k = min(k, self.left)
+            self.left -= k
         pos = torch.cumsum(_gaps(k * m, self.log1mq, self.rnd).view(k, m), dim=1) - 1.0
         counts = (pos < self.n).sum(dim=1)
         short = pos[:, -1] < self.n
@@ -317,6 +326,9 @@ def onehot_weighted_sum(cols: torch.Tensor, rows: torch.Tensor, dim: int, one_la
 
 
 # ------------------------------------------------------------------ training
+#: Rows per clipped-sum pass on a CPU (larger Poisson batches are summed over chunks of this size).
+CPU_CHUNK = 4096
+
 @dataclass(frozen=True)
 class DPSGDPlan:
     """Everything DP-SGD needs, fixed before training (and recorded in the ledger).
@@ -411,7 +423,8 @@ def train_fast(module: torch.nn.Module, spec: VAESpec, codes: torch.Tensor, plan
     Notes
     -----
     Each step: the Poisson sample (:class:`PoissonBatches`), the clipped sum
-    (:func:`clipped_grad_sum`), one Gaussian draw for all parameters at once, ``(sum + σC·z) / q·n̂``
+    (:func:`clipped_grad_sum`; on a CPU over chunks of :data:`CPU_CHUNK` patients), one Gaussian
+    draw for all parameters at once, ``(sum + σC·z) / q·n̂``
     written into a single flat gradient buffer that the parameters' ``.grad`` views, and Adam (fused
     on CUDA). Nothing waits for the device except one small copy per block of Poisson samples.
     """
@@ -429,16 +442,26 @@ def train_fast(module: torch.nn.Module, spec: VAESpec, codes: torch.Tensor, plan
     flat = torch.zeros(total, dtype=dtype, device=device)
     for p, view in zip(params, torch.split(flat, sizes), strict=True):
         p.grad = view.view_as(p)
-    batches = PoissonBatches(n, plan.sample_rate, rnd)
+    batches = PoissonBatches(n, plan.sample_rate, rnd, steps=plan.steps)
     scale = 1.0 / plan.denominator
+    chunk = CPU_CHUNK if device.type == "cpu" else max(n, 1)
+    detached_w, detached_b = [w.detach() for w in weights], [c.detach() for c in biases]
     for step in range(plan.steps):
         idx = batches.next()
         b = int(idx.numel())
         if b:
+            # the clipped sum is a sum over patients: on a CPU it is taken over chunks whose
+            # intermediates stay in cache (one pass over 16,384 rows was 30 % slower per row)
             eps = torch.randn((b, spec.latent), dtype=dtype, device=device, generator=aux)
-            w_sums, b_sums, _ = clipped_grad_sum([w.detach() for w in weights], [c.detach() for c in biases],
-                                                 spec, codes[idx], eps, plan.clip, layout)
-            torch.cat([t.reshape(-1) for pair in zip(w_sums, b_sums, strict=True) for t in pair], out=flat)
+            for start in range(0, b, chunk):
+                sub = idx[start:start + chunk]
+                w_sums, b_sums, _ = clipped_grad_sum(detached_w, detached_b, spec, codes[sub],
+                                                     eps[start:start + chunk], plan.clip, layout)
+                parts = [t.reshape(-1) for pair in zip(w_sums, b_sums, strict=True) for t in pair]
+                if start == 0:
+                    torch.cat(parts, out=flat)
+                else:
+                    flat.add_(torch.cat(parts))
         else:
             flat.zero_()
         if std > 0:
