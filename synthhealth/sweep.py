@@ -315,7 +315,7 @@ def sweep(
     """
     from .report.attacks.distance import dcr_attack
     from .report.data import ReportData
-    from .report.utility import _one_way_tvds, _pairwise_tvd_matrix, tstr
+    from .report.utility import one_way_tvds, pairwise_tvd_matrix, tstr
 
     eps = _check_epsilons(epsilons)
     cost = sweep_cost(eps, generator=generator, delta=delta)
@@ -341,8 +341,8 @@ def sweep(
     base = ReportData.from_tables(schema, real, holdout, holdout.iloc[:1])
     hold_codes = base.codes("holdout")
     iu = np.triu_indices(len(base.names), 1)
-    refs = {"tvd1": float(_one_way_tvds(hold_codes, base.codes("train"), base.sizes).mean()),
-            "tvd2": float(_pairwise_tvd_matrix(hold_codes, base.codes("train"), base.sizes)[iu].mean())
+    refs = {"tvd1": float(one_way_tvds(hold_codes, base.codes("train"), base.sizes).mean()),
+            "tvd2": float(pairwise_tvd_matrix(hold_codes, base.codes("train"), base.sizes)[iu].mean())
             if len(base.names) > 1 else float("nan")}
     if progress:
         from tqdm.auto import tqdm
@@ -363,8 +363,8 @@ def sweep(
         sc = data.codes("synthetic")
         row: dict[str, Any] = {
             "epsilon": e, "spent_epsilon": gen.ledger_.total(gen.fit_id_).epsilon, "fit_s": round(fit_s, 3),
-            "tvd1": float(_one_way_tvds(hold_codes, sc, data.sizes).mean()),
-            "tvd2": float(_pairwise_tvd_matrix(hold_codes, sc, data.sizes)[iu].mean()) if len(iu[0]) else np.nan,
+            "tvd1": float(one_way_tvds(hold_codes, sc, data.sizes).mean()),
+            "tvd2": float(pairwise_tvd_matrix(hold_codes, sc, data.sizes)[iu].mean()) if len(iu[0]) else np.nan,
         }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

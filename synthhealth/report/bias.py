@@ -26,7 +26,7 @@ from .._validation import check_positive_int, check_random_state
 from ..exceptions import InvalidParameterError
 from .data import ReportData, numeric_range
 from .model import Figure, Metric
-from .utility import _attr, _boolean_target, _check_data, _check_fraction, _freqs, _one_way_tvds
+from .utility import _attr, _boolean_target, _check_data, _check_fraction, _freqs, one_way_tvds
 
 __all__ = ["subgroup_gaps", "rare_categories", "coverage", "collapse", "age_bands"]
 
@@ -460,7 +460,7 @@ def _generation_stats(codes: np.ndarray, real: np.ndarray, sizes: tuple[int, ...
         ent.append(float(-(p * np.log(p)).sum() / math.log(s)))
     return {"distinct_share": distinct, "entropy": float(np.mean(ent)) if ent else None,
             "rare_retention": _retention(rare, codes, sizes)[0] if rare else None,
-            "tvd1": float(_one_way_tvds(real, codes, sizes).mean())}
+            "tvd1": float(one_way_tvds(real, codes, sizes).mean())}
 
 
 def collapse(data: ReportData, fit_sample: Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame], *,

@@ -45,6 +45,8 @@ __all__ = [
     "prevalence",
     "kaplan_meier",
     "wilson_interval",
+    "one_way_tvds",
+    "pairwise_tvd_matrix",
 ]
 
 _Z95 = 1.959963984540054
@@ -81,8 +83,14 @@ def _tvd(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(p, dtype=float) - np.asarray(q, dtype=float)).sum())
 
 
-def _one_way_tvds(real: np.ndarray, syn: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
-    """TVD of each attribute's 1-way marginal between two code matrices."""
+def one_way_tvds(real: np.ndarray, syn: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """TVD of each attribute's 1-way marginal between two code matrices (n × d, codes < ``sizes``).
+
+    Examples
+    --------
+    >>> one_way_tvds(np.array([[0, 1], [1, 1]]), np.array([[0, 0], [0, 1]]), (2, 2)).tolist()
+    [0.5, 0.5]
+    """
     return np.array([_tvd(_freqs(real[:, j], s), _freqs(syn[:, j], s)) for j, s in enumerate(sizes)])
 
 
@@ -315,9 +323,9 @@ def marginal_fidelity(data: ReportData, *, n_figures: int = 12) -> tuple[list[Me
     n_figures = check_positive_int(n_figures, "n_figures", "marginal_fidelity", allow_zero=True)
     real, syn = data.codes("holdout"), data.codes("synthetic")
     names, sizes = data.names, data.sizes
-    tv = _one_way_tvds(real, syn, sizes)
+    tv = one_way_tvds(real, syn, sizes)
     # sampling-noise floor: two real samples (train vs holdout) differ this much by chance alone
-    floor = float(_one_way_tvds(real, data.codes("train"), sizes).mean())
+    floor = float(one_way_tvds(real, data.codes("train"), sizes).mean())
     per_attr = {n: round(float(v), 6) for n, v in zip(names, tv, strict=True)}
     worst = int(np.argmax(tv))
     n_r, n_s = len(real), len(syn)
@@ -375,11 +383,17 @@ def marginal_fidelity(data: ReportData, *, n_figures: int = 12) -> tuple[list[Me
 
 
 # ============================================================================ 2-way fidelity
-def _pairwise_tvd_matrix(real: np.ndarray, syn: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
-    """Symmetric d × d matrix of 2-way marginal TVDs (NaN diagonal).
+def pairwise_tvd_matrix(real: np.ndarray, syn: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """Symmetric d × d matrix of 2-way marginal TVDs (NaN diagonal) between two code matrices.
 
     For each attribute i, the joint codes with every later attribute j are offset into one index
     space and counted by a single ``bincount`` (attribute-major layout keeps the slices contiguous).
+
+    Examples
+    --------
+    >>> m = pairwise_tvd_matrix(np.array([[0, 1], [1, 0]]), np.array([[0, 0], [1, 1]]), (2, 2))
+    >>> float(m[0, 1]), float(m[1, 0])
+    (1.0, 1.0)
     """
     d = real.shape[1]
     sz = np.asarray(sizes, dtype=np.int64)
@@ -427,11 +441,11 @@ def pairwise_fidelity(data: ReportData) -> tuple[list[Metric], list[Figure]]:
     if d < 2:
         return [Metric("utility.tvd2.mean", "Mean 2-way TVD", None, "minimize", (0.0, 1.0), 0.0, real_data=True,
                        details={"reason": "the schema has fewer than two attributes"})], []
-    mat = _pairwise_tvd_matrix(data.codes("holdout"), data.codes("synthetic"), data.sizes)
+    mat = pairwise_tvd_matrix(data.codes("holdout"), data.codes("synthetic"), data.sizes)
     iu = np.triu_indices(d, 1)
     vals = mat[iu]
     # sampling-noise floor: the same distance between the two real samples (train vs holdout)
-    floor = float(_pairwise_tvd_matrix(data.codes("holdout"), data.codes("train"), data.sizes)[iu].mean())
+    floor = float(pairwise_tvd_matrix(data.codes("holdout"), data.codes("train"), data.sizes)[iu].mean())
     k = int(np.argmax(vals))
     wi, wj = int(iu[0][k]), int(iu[1][k])
     order = np.argsort(-vals, kind="stable")[:20]

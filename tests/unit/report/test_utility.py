@@ -21,7 +21,6 @@ from synthhealth.report.utility import (
     _fit_logit,
     _ks_statistic,
     _overlap_j,
-    _pairwise_tvd_matrix,
     _rank_metrics,
     _rmst,
     _single_state_auroc,
@@ -30,6 +29,7 @@ from synthhealth.report.utility import (
     kaplan_meier,
     marginal_fidelity,
     pairwise_fidelity,
+    pairwise_tvd_matrix,
     pmse,
     prevalence,
     survival_curves,
@@ -108,7 +108,7 @@ def test_identical_tables_are_perfect(flchain_split: tuple) -> None:
 # ---------------------------------------------------------------- 2-way and k-way
 def test_pairwise_hand_example(small: ReportData) -> None:
     metrics, figures = pairwise_fidelity(small)
-    mat = _pairwise_tvd_matrix(small.codes("holdout"), small.codes("synthetic"), small.sizes)
+    mat = pairwise_tvd_matrix(small.codes("holdout"), small.codes("synthetic"), small.sizes)
     # (a, b): real xT .5, yF .25, zF .25; synthetic xT .25, yT .5, yF .25 -> ½ (.25 + .5 + 0 + .25) = 0.5
     assert mat[0, 1] == pytest.approx(0.5) and mat[1, 0] == pytest.approx(0.5)
     # (a, n): real x0 .5, y1 .25, z-missing .25; synthetic x0 .25, y1 .5, y0 .25 -> ½ (.25 + .25 + .25 + .25)
@@ -132,7 +132,7 @@ def _random_codes(n: int, d: int, seed: int) -> tuple[tuple[int, ...], np.ndarra
 
 def test_pairwise_matches_bruteforce() -> None:
     sizes, real, syn = _random_codes(5000, 12, 1)
-    mat = _pairwise_tvd_matrix(real, syn, sizes)
+    mat = pairwise_tvd_matrix(real, syn, sizes)
     for i, j in [(0, 1), (3, 11), (5, 6), (11, 0)]:
         pr = pd.crosstab(real[:, i], real[:, j]).reindex(index=range(sizes[i]), columns=range(sizes[j]),
                                                          fill_value=0) / len(real)
@@ -146,7 +146,7 @@ def test_pairwise_matches_bruteforce() -> None:
 def test_pairwise_45_attributes_100k_rows_under_10s() -> None:
     sizes, real, syn = _random_codes(100_000, 45, 2)
     t0 = time.perf_counter()
-    mat = _pairwise_tvd_matrix(real, syn, sizes)
+    mat = pairwise_tvd_matrix(real, syn, sizes)
     assert time.perf_counter() - t0 < 10.0
     assert np.isfinite(mat[np.triu_indices(45, 1)]).all()
 
