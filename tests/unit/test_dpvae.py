@@ -621,6 +621,7 @@ def test_progress_bar_shows_epsilon(table: pd.DataFrame, capsys: pytest.CaptureF
     DPVAE(epsilon=1.0, random_state=0, **FAST).fit(table, schema=SMALL, progress=True)
     err = capsys.readouterr().err
     assert "DPVAE" in err and "epsilon=" in err
+    assert "decoder to the noisy marginals" in err  # the fine-tuning has its own bar
 
 
 def test_numpy_sampler_matches_the_torch_decoder() -> None:
@@ -718,7 +719,10 @@ def test_match_marginals_fits_the_targets_and_only_moves_the_decoder() -> None:
 
     before = error(w)
     torch.manual_seed(0)
-    out = match_marginals(spec, w, one, pairs, two, float(n), steps=600, learning_rate=0.02, batch=4096, seed=1)
+    calls: list[int] = []
+    out = match_marginals(spec, w, one, pairs, two, float(n), steps=600, learning_rate=0.02, batch=4096, seed=1,
+                          on_step=calls.append)
+    assert calls == list(range(600))
     after = error(out)
     assert before > 0.2  # the test can fail: the random decoder is far from the targets
     assert after < 0.03, (before, after)

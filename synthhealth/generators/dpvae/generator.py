@@ -487,8 +487,19 @@ class DPVAE(BaseGenerator):
         self.pairs_ = [(self.encoder_.names[a], self.encoder_.names[b]) for a, b in pairs]
         tuned = noisy is not None and self.finetune_steps > 0
         if tuned:
-            self.model_ = match_marginals(spec, self.model_, noisy, pairs, noisy2, float(n_hat),
-                                          steps=int(self.finetune_steps), seed=aux_seed + 3, device=device)
+            tbar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                tbar = tqdm(total=int(self.finetune_steps), desc="DPVAE: decoder to the noisy marginals", unit="step",
+                            leave=False)
+            try:
+                self.model_ = match_marginals(spec, self.model_, noisy, pairs, noisy2, float(n_hat),
+                                              steps=int(self.finetune_steps), seed=aux_seed + 3, device=device,
+                                              on_step=None if tbar is None else (lambda _s: tbar.update(1)))
+            finally:
+                if tbar is not None:
+                    tbar.close()
         if probs is not None and self.calibrate:
             last = f"{layer_names(spec)[-1]}.bias"
             self.model_[last] = network.calibrate_output_bias(

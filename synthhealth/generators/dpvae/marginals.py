@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,7 @@ def marginal_noise_scale(m: int, share: float, rho: float) -> float:
 def match_marginals(spec: VAESpec, weights: dict[str, np.ndarray], one_way: Sequence[np.ndarray],
                     pairs: Sequence[tuple[int, int]], two_way: Sequence[np.ndarray], total: float, *,
                     steps: int = 300, learning_rate: float = 3e-3, batch: int = 4096, seed: int = 0,
-                    device: Any = None) -> dict[str, np.ndarray]:
+                    device: Any = None, on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Decoder weights whose model marginals fit noisy 1- and 2-way marginals (post-processing).
 
     The decoder makes the attributes independent given the latent ``z``, so with ``p_j(z)`` the
@@ -128,6 +128,8 @@ def match_marginals(spec: VAESpec, weights: dict[str, np.ndarray], one_way: Sequ
         Seed of the latent draws (post-processing randomness, not DP noise).
     device : torch.device, optional
         Where to compute (default CPU).
+    on_step : callable, optional
+        Called with the step index after each step (progress).
 
     Returns
     -------
@@ -173,7 +175,7 @@ def match_marginals(spec: VAESpec, weights: dict[str, np.ndarray], one_way: Sequ
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
     opt = torch.optim.Adam(params, lr=float(learning_rate))
-    for _ in range(int(steps)):
+    for step in range(int(steps)):
         h = torch.randn(int(batch), spec.latent, generator=gen, dtype=dtype, device=device)
         for i in range(len(names)):
             h = torch.addmm(params[2 * i + 1], h, params[2 * i].T)
@@ -188,6 +190,8 @@ def match_marginals(spec: VAESpec, weights: dict[str, np.ndarray], one_way: Sequ
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if on_step is not None:
+            on_step(step)
     out = dict(weights)
     for i, name in enumerate(names):
         out[f"{name}.weight"] = params[2 * i].detach().cpu().numpy().astype(np.float32)
