@@ -24,7 +24,7 @@ def test_balanced_uniforms_are_uniform_and_systematic_within_groups() -> None:
     rng = np.random.default_rng(1)
     rows = rng.integers(0, 7, size=20_000)
     keys = rng.integers(0, 5, size=20_000)
-    u = _balanced_uniforms(rows, keys, rng)
+    u = _balanced_uniforms(rows, keys, rng, 7, 5)
     assert stats.kstest(u, "uniform").pvalue > 1e-3
     for g in range(7):
         ug = np.sort(u[rows == g])
@@ -39,7 +39,7 @@ def test_each_rows_uniform_is_uniform_whatever_its_key() -> None:
     # sorts first in its group) must be U(0, 1); without the random rotation it would sit in [0, 1/m)
     rows = np.array([0, 0, 0, 1, 1, 0, 1, 0])
     keys = np.array([3, 1, 2, 0, 5, 4, 1, 0])
-    draws = np.array([_balanced_uniforms(rows, keys, np.random.default_rng(s)) for s in range(3000)])
+    draws = np.array([_balanced_uniforms(rows, keys, np.random.default_rng(s), 2, 6) for s in range(3000)])
     for r in range(len(rows)):
         assert stats.kstest(draws[:, r], "uniform").pvalue > 1e-4
 
@@ -50,7 +50,7 @@ def test_balanced_uniforms_split_each_key_value_proportionally() -> None:
     n = 6000
     rows = np.zeros(n, dtype=np.int64)
     keys = rng.integers(0, 6, size=n)
-    u = _balanced_uniforms(rows, keys, rng)
+    u = _balanced_uniforms(rows, keys, rng, 1, 6)
     perm = rng.random(n)  # the same test for independent uniforms, for comparison
     for p in (0.1, 0.37, 0.5, 0.83):
         dev = max(abs(np.sum(u[keys == k] < p) - p * np.sum(keys == k)) for k in range(6))
@@ -61,12 +61,12 @@ def test_balanced_uniforms_split_each_key_value_proportionally() -> None:
 
 def test_combined_key_is_lexicographic_and_stops_before_overflow() -> None:
     out = np.array([[1, 2, 0], [1, 0, 1], [0, 3, 1]])
-    key = _combined_key(out, [0, 1], (2, 4, 2))
-    assert list(np.argsort(key)) == [2, 1, 0]
+    key, span = _combined_key(out, [0, 1], (2, 4, 2))
+    assert list(np.argsort(key)) == [2, 1, 0] and span == 8
     assert list(key) == [1 * 4 + 2, 1 * 4 + 0, 0 * 4 + 3]
     big = np.ones((3, 40), dtype=np.int64)
-    key = _combined_key(big, list(range(40)), (4,) * 40)  # 4**31 > 2**62: 31 columns are used
-    assert int(key[0]) == sum(4**k for k in range(31))
+    key, span = _combined_key(big, list(range(40)), (4,) * 40)  # 4**32 > 2**62: 31 columns are used
+    assert int(key[0]) == sum(4**k for k in range(31)) and span == 4**31
 
 
 def test_stratified_sample_matches_model_marginals_to_rounding() -> None:

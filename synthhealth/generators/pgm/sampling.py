@@ -52,7 +52,8 @@ _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _KEY_LIMIT = 2**62
 
 
-def _balanced_uniforms(rows: np.ndarray, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _balanced_uniforms(rows: np.ndarray, keys: np.ndarray, rng: np.random.Generator, rows_span: int,
+                       keys_span: int) -> np.ndarray:
     """One uniform per row: a randomly rotated systematic grid within each group of equal ``rows``,
     spread evenly over the rows' ``keys``.
 
@@ -77,14 +78,15 @@ def _balanced_uniforms(rows: np.ndarray, keys: np.ndarray, rng: np.random.Genera
     keys : ndarray of int, shape (n,)
         Sort key within groups (earlier drawn attributes, combined).
     rng : numpy.random.Generator
+    rows_span, keys_span : int
+        Upper bounds (exclusive) of ``rows`` and ``keys``, from the domain.
     """
     n = len(rows)
     if n == 0:
         return np.empty(0)
-    span = int(keys.max()) + 1
-    if (int(rows.max()) + 1) * span <= _KEY_LIMIT:  # one key, random ties by a stable sort of a shuffle
+    if rows_span * keys_span <= _KEY_LIMIT:  # one key, random ties by a stable sort of a shuffle
         perm = rng.permutation(n)
-        order = perm[np.argsort((rows * span + keys)[perm], kind="stable")]
+        order = perm[np.argsort((rows * keys_span + keys)[perm], kind="stable")]
     else:
         order = np.lexsort((rng.random(n), keys, rows))
     g = rows[order]
@@ -104,9 +106,9 @@ def _balanced_uniforms(rows: np.ndarray, keys: np.ndarray, rng: np.random.Genera
     return u
 
 
-def _combined_key(out: np.ndarray, columns: list[int], shape: tuple[int, ...]) -> np.ndarray:
+def _combined_key(out: np.ndarray, columns: list[int], shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
     """One int64 key from ``columns`` of ``out`` (lexicographic, first column most significant),
-    using as many leading columns as fit in 62 bits."""
+    using as many leading columns as fit in 62 bits; and its span (the product of their sizes)."""
     key = np.zeros(len(out), dtype=np.int64)
     span = 1
     for c in columns:
@@ -114,7 +116,7 @@ def _combined_key(out: np.ndarray, columns: list[int], shape: tuple[int, ...]) -
             break
         key = key * shape[c] + out[:, c]
         span *= shape[c]
-    return key
+    return key, span
 
 
 def sample_tree(tree: JunctionTree, beliefs: Beliefs, n: int, rng: np.random.Generator, *,
@@ -178,8 +180,8 @@ def sample_tree(tree: JunctionTree, beliefs: Beliefs, n: int, rng: np.random.Gen
             rows = np.zeros(n, dtype=np.int64)
         if stratified:
             sep_cols = {col[a] for a in sep}
-            keys = _combined_key(out, [c for c in drawn if c not in sep_cols], dom.shape)
-            u = _balanced_uniforms(rows, keys, rng)
+            keys, span = _combined_key(out, [c for c in drawn if c not in sep_cols], dom.shape)
+            u = _balanced_uniforms(rows, keys, rng, n_sep, span)
         else:
             u = rng.random(n)
         k = _draw(_cdf(table2d), rows, u)
