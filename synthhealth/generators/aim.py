@@ -195,7 +195,7 @@ class AIM(BaseGenerator):
         self.total_ = float(max(model.total, 1.0))
 
     def _sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.model_.sample(n, rng, stratified=True)
+        return self.model_.sample(n, rng, stratified=True, refine=True)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.model_.to_state()

@@ -135,7 +135,7 @@ class MST(BaseGenerator):
         self.total_ = float(max(model.total, 1.0))
 
     def _sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.compression_.inverse(self.model_.sample(n, rng, stratified=True), rng)
+        return self.compression_.inverse(self.model_.sample(n, rng, stratified=True, refine=True), rng)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.model_.to_state()
