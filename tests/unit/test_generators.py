@@ -186,3 +186,32 @@ def test_bad_table_is_refused_with_every_problem() -> None:
     with pytest.raises(sh.DataValidationError) as info:
         sh.MST(epsilon=1.0, random_state=0).fit(t, schema=SMALL)
     assert len(info.value.violations) == 2
+
+
+def test_aim_final_pass_remeasures_the_maximal_selected_cliques(table: pd.DataFrame, tmp_path: Path) -> None:
+    gen = sh.AIM(epsilon=2.0, remeasure_share=0.3, random_state=0).fit(table, schema=SMALL)
+    final = gen.remeasured_
+    assert final, "a small schema gets a final pass"
+    assert all(len(r) > 1 for r in final)
+    assert set(final) <= set(gen.selected_)
+    assert not any(set(a) < set(b) for a in final for b in gen.selected_)  # maximal ones only
+    assert len(set(final)) == len(final)
+    # the final pass is the last len(final) measurements: same noise for all, 30 % of rho in all
+    entries = [e for e in gen.ledger_.entries if e.target.startswith("marginal(")][-len(final):]
+    assert [e.target for e in entries] == [f"marginal({', '.join(r)})" for r in final]
+    assert len({e.scale for e in entries}) == 1
+    rho = PrivacyBudget(2.0, gen.delta).rho
+    assert sum(e.rho for e in entries) == pytest.approx(0.3 * rho, rel=1e-6)
+    assert gen.ledger_.total().rho == pytest.approx(rho, rel=1e-9)
+    back = sh.load_model(gen.save(tmp_path / "m"))
+    assert back.remeasured_ == final
+
+
+def test_aim_remeasure_share_default_and_validation(table: pd.DataFrame) -> None:
+    off = sh.AIM(epsilon=2.0, remeasure_share=0.0, random_state=0).fit(table, schema=SMALL)
+    assert off.remeasured_ == []
+    assert sh.AIM()._remeasure_share(15) == 0.3 and sh.AIM()._remeasure_share(16) == 0.0
+    for bad in (1.0, -0.1, "0.3", True):
+        with pytest.raises(sh.InvalidParameterError,
+                           match=r"The 'remeasure_share' parameter of AIM must be None or a float in \[0, 1\)"):
+            sh.AIM(remeasure_share=bad, random_state=0).fit(table, schema=SMALL)

@@ -111,3 +111,13 @@ def test_sample_refines_only_up_to_the_row_limit(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(model_module, "REFINE_MAX_ROWS", 299)
     skipped = model.sample(300, np.random.default_rng(4), stratified=True, refine=True)
     np.testing.assert_array_equal(plain, skipped)
+
+
+def test_no_row_is_moved_into_a_cell_the_model_rules_out() -> None:
+    # ten rows in state 0, wanted: 6 in state 0 and 0.4 in state 1. Under L1 alone, moving one row
+    # to state 1 pays (-1 + 0.2); but a target below half a row means "should not exist": no move
+    codes = np.zeros((10, 1), dtype=np.int64)
+    res = refine_sample(codes, (2,), [((0,), np.array([6.0, 0.4]))], np.random.default_rng(0))
+    assert res.moves == 0 and np.all(res.codes == 0)
+    allowed = refine_sample(codes, (2,), [((0,), np.array([6.0, 0.6]))], np.random.default_rng(0))
+    assert allowed.moves == 1 and allowed.codes[:, 0].sum() == 1
