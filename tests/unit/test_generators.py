@@ -210,7 +210,7 @@ def test_aim_final_pass_remeasures_the_maximal_selected_cliques(table: pd.DataFr
 def test_aim_remeasure_share_default_and_validation(table: pd.DataFrame) -> None:
     off = sh.AIM(epsilon=2.0, remeasure_share=0.0, random_state=0).fit(table, schema=SMALL)
     assert off.remeasured_ == []
-    assert sh.AIM()._remeasure_share(15) == 0.3 and sh.AIM()._remeasure_share(16) == 0.0
+    assert sh.AIM()._remeasure_share(15) == 0.5 and sh.AIM()._remeasure_share(16) == 0.0
     for bad in (1.0, -0.1, "0.3", True):
         with pytest.raises(sh.InvalidParameterError,
                            match=r"The 'remeasure_share' parameter of AIM must be None or a float in \[0, 1\)"):

@@ -108,7 +108,7 @@ def test_sample_refines_only_up_to_the_row_limit(monkeypatch: pytest.MonkeyPatch
     plain = model.sample(300, np.random.default_rng(4), stratified=True)
     refined = model.sample(300, np.random.default_rng(4), stratified=True, refine=True)
     assert not np.array_equal(plain, refined)
-    monkeypatch.setattr(model_module, "REFINE_MAX_ROWS", 299)
+    monkeypatch.setattr(model_module, "REFINE_MAX_WORK", 299 * model._refine_work_per_row())
     skipped = model.sample(300, np.random.default_rng(4), stratified=True, refine=True)
     np.testing.assert_array_equal(plain, skipped)
 

@@ -22,8 +22,10 @@ _FORMAT = "synthhealth.pgm.GraphicalModel"
 _VERSION = 1
 
 
-#: Largest sample that ``sample(..., refine=True)`` refines (about 6 s for 11 attributes).
-REFINE_MAX_ROWS = 20_000
+#: Most work per sweep (rows × Σ over attributes of states × target marginals holding it) that
+#: ``sample(..., refine=True)`` takes on: about 6 s in all. flchain (11 attributes): samples up to
+#: ~25,000 rows are refined; the 51-attribute core-patient schema: up to ~2,300 rows.
+REFINE_MAX_WORK = 3e7
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,10 @@ class GraphicalModel:
             Balanced draws (see :mod:`.sampling`): each row still follows the model, the sample's
             clique marginals carry (almost) no multinomial noise. ``False``: independent rows.
         refine : bool, default False
-            Then run :meth:`refine` on the sample when ``n <= REFINE_MAX_ROWS`` (20,000): its 2-way
-            marginals move closer to the model's. Above that the sampling noise is small anyway
-            (it shrinks as ``1/sqrt(n)``) and the refinement, linear in ``n`` per sweep, is skipped.
+            Then run :meth:`refine` on the sample when its work per sweep is at most
+            ``REFINE_MAX_WORK`` (flchain: up to ~25,000 rows): its 2-way marginals move closer to
+            the model's. Larger samples are not refined: their sampling noise is small anyway (it
+            shrinks as ``1/sqrt(n)``) and the refinement's cost grows with ``n``.
 
         Returns
         -------
@@ -196,9 +199,16 @@ class GraphicalModel:
                 f"Got {type(rng).__name__} instead."
             )
         codes = sample_tree(self.tree, self._beliefs, int(n), rng, stratified=stratified)
-        if refine and 0 < n <= REFINE_MAX_ROWS:
+        if refine and 0 < n and n * self._refine_work_per_row() <= REFINE_MAX_WORK:
             codes = self.refine(codes, rng).codes
         return codes
+
+    def _refine_work_per_row(self) -> int:
+        """Σ over attributes of (states × number of refinement targets holding the attribute)."""
+        d = len(self.domain.attrs)
+        big = [set(c) for c in self.cliques if len(c) >= 3]
+        return sum(k * (d - 1 + sum(a in c for c in big)) for a, k in zip(self.domain.attrs, self.domain.shape,
+                                                                         strict=True))
 
     def refine(self, codes: np.ndarray, rng: np.random.Generator, *, max_sweeps: int = 20) -> RefineResult:
         """Move a sample's 2-way marginals (and its marginals on this model's larger cliques) towards the model's.
