@@ -8,9 +8,10 @@ weight), measured with Gaussian noise, and the model is re-estimated (warm start
 spends 90 % of its share on measuring and 10 % on selecting; when a measurement barely changes
 the model, the noise is halved for later rounds (annealing). The last round spends exactly what
 is left. Candidates that would grow the model beyond ``max_model_size`` (scaled by the share of
-budget spent) are skipped. Then (``remeasure_share``, by default 50 % of ρ for schemas of at most
-15 attributes) every maximal selected clique is measured once more, all with the same noise, and
-the model is estimated from all measurements. The fit spends its whole budget and never more.
+budget spent) are skipped. Then (``remeasure_share``: by default 50 % of ρ when a noisy number of
+patients says the data are large enough for the budget, see the class docstring) every maximal
+selected clique is measured once more, all with the same noise, and the model is estimated from
+all measurements. The fit spends its whole budget and never more.
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 #: core-patient, 3 seeds, ε = 4: 0.126 → 0.117, ε = 10: 0.078 → 0.071.
 _ONE_WAY_NOISE = 0.5
 _BYTES_PER_CELL = 8
-#: Default ``remeasure_share`` for schemas of at most ``_SMALL_SCHEMA`` attributes (else 0).
+#: Default final pass (see ``remeasure_share``): this share of ρ, for schemas of at most
+#: ``_SMALL_SCHEMA`` attributes whose noisy number of patients n̂ (measured with ``_COUNT_SHARE`` of
+#: ρ) gives n̂·sqrt(ρ/d) ≥ ``_SIGNAL_FOR_FINAL_PASS``; else none.
 _REMEASURE_SHARE = 0.5
 _SMALL_SCHEMA = 15
+_COUNT_SHARE = 0.01
+_SIGNAL_FOR_FINAL_PASS = 200.0
 
 
 class AIM(BaseGenerator):
@@ -71,11 +76,14 @@ class AIM(BaseGenerator):
         Share of ρ kept for a final pass that measures every selected clique (the largest ones)
         once more, all with the same noise, before the final estimate. The adaptive rounds measure
         their first picks with the large noise of the early rounds and seldom come back to them; the
-        final pass evens that out. Default ``None``: 0.5 for schemas of at most 15 attributes, else
-        0 (chosen on the benchmark tables: flchain, 11 attributes, ε = 1, 20 seeds: 2-way TVD
-        0.0540 → 0.0521, TSTR AUROC LR 0.818 → 0.823, 0.3 in between; ε = 0.5 about even, ε = 4 AUROC
-        0.829 → 0.832; Synthea core-patient, 51 attributes, ε = 4, 3 seeds: 0.115 → 0.131 with 0.3,
-        0.145 with 0.5, worse).
+        final pass evens that out, but takes budget from the rounds, which need enough signal to
+        find the structure. Default ``None``: AIM measures the number of patients n̂ with 1 % of ρ
+        and keeps 0.5 for the final pass when n̂·sqrt(ρ/d) ≥ 200 and the schema has at most 15
+        attributes, else none. Chosen on the benchmark tables (n̂·sqrt(ρ/d): flchain ε = 0.5: 153,
+        ε = 1: 290, ε = 4: 1,015; Synthea core-patient ε = 4 / 10 / 30: 26 / 57 / 136): flchain ε = 1,
+        30 seeds: 2-way TVD 0.0549 → 0.0523, TSTR AUROC LR 0.819 → 0.823; ε = 4: AUROC 0.829 → 0.832;
+        but ε = 0.5: max 2-way TVD 0.169 → 0.253 (a strong pair left unselected) and Synthea ε = 4:
+        mean 0.115 → 0.145, worse. ``0`` turns it off (no count measured).
     random_state : None, int or Generator, default None
         ``None`` for a release (secure OpenDP noise); a seed is reproducible but NOT FOR RELEASE.
 
@@ -112,11 +120,6 @@ class AIM(BaseGenerator):
             raise InvalidParameterError(
                 f"The 'remeasure_share' parameter of AIM must be None or a float in [0, 1). Got {r!r} instead.")
 
-    def _remeasure_share(self, d: int) -> float:
-        if self.remeasure_share is not None:
-            return float(self.remeasure_share)
-        return _REMEASURE_SHARE if d <= _SMALL_SCHEMA else 0.0
-
     def _workload(self, names: tuple[str, ...]) -> list[tuple[str, ...]]:
         if self.workload is None:
             k = 3 if len(names) <= 15 else 2
@@ -146,8 +149,18 @@ class AIM(BaseGenerator):
         names = domain.attrs
         d = len(names)
         rho_total = budget.rho
-        share = self._remeasure_share(d)
-        rho = (1.0 - share) * rho_total  # the adaptive rounds' budget
+        data = PrivateData(codes, domain, noise, ledger, fit_id)
+        rho_count = 0.0
+        if self.remeasure_share is not None:
+            share = float(self.remeasure_share)
+        elif d > _SMALL_SCHEMA:
+            share = 0.0
+        else:  # decide on the final pass from a noisy number of patients (1 % of rho)
+            rho_count = _COUNT_SHARE * rho_total
+            n_hat = data.count(math.sqrt(1.0 / (2.0 * rho_count)))
+            share = _REMEASURE_SHARE if n_hat * math.sqrt(rho_total / d) >= _SIGNAL_FOR_FINAL_PASS else 0.0
+        self.remeasure_share_ = share
+        rho = (1.0 - share) * (rho_total - rho_count)  # the adaptive rounds' budget
         workload = self._workload(names)
         # candidates: the downward closure of the workload, with AIM's weights
         weights: dict[tuple[str, ...], float] = {}
@@ -163,7 +176,6 @@ class AIM(BaseGenerator):
         sigma = math.sqrt(rounds / (2.0 * 0.9 * rho))
         eps_sel = math.sqrt(8.0 * 0.1 * rho / rounds)
 
-        data = PrivateData(codes, domain, noise, ledger, fit_id)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -217,7 +229,7 @@ class AIM(BaseGenerator):
         if share > 0:  # final pass: every maximal selected clique again, same noise for all
             remeasured = [r for r in dict.fromkeys(selected) if len(r) > 1 and not any(set(r) < set(o) for o in selected)]
             remeasured = remeasured or [(a,) for a in names]  # nothing joint was selected: the 1-way marginals
-            sigma_f = math.sqrt(len(remeasured) / (2.0 * (rho_total - rho_used)))
+            sigma_f = math.sqrt(len(remeasured) / (2.0 * (rho_total - rho_count - rho_used)))
             for r in remeasured:
                 measurements.append(data.measure(r, sigma_f))
             if bar is not None:
@@ -237,7 +249,7 @@ class AIM(BaseGenerator):
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.model_.to_state()
         return ({"graphical_model": meta, "selected": [list(r) for r in self.selected_], "rounds": self.rounds_,
-                 "remeasured": [list(r) for r in self.remeasured_]},
+                 "remeasured": [list(r) for r in self.remeasured_], "remeasure_share": self.remeasure_share_},
                 {f"model/{k}": v for k, v in arrays.items()})
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -246,6 +258,7 @@ class AIM(BaseGenerator):
         self.selected_ = [tuple(r) for r in meta["selected"]]
         self.rounds_ = int(meta["rounds"])
         self.remeasured_ = [tuple(r) for r in meta.get("remeasured", [])]
+        self.remeasure_share_ = float(meta.get("remeasure_share", 0.0))
 
 
 def _quality(estimates: dict[tuple[str, ...], np.ndarray], weights: dict[tuple[str, ...], float],

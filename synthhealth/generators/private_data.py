@@ -5,6 +5,7 @@ Every release of information goes through :class:`PrivateData`, which charges th
 
 - :meth:`measure` — a marginal (histogram) with Gaussian noise. Under add/remove-one-patient a
   patient is one row, so one cell changes by 1: L2 sensitivity 1.
+- :meth:`count` — the number of patients with Gaussian noise (sensitivity 1).
 - :meth:`select` — private selection (noisy max) among candidates whose scores have a declared
   L∞ sensitivity.
 
@@ -78,6 +79,14 @@ class PrivateData:
             scale=cost.scale, rho=cost.rho, fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded))
         noisy = self.noise.gaussian(self._exact(clique), sigma)
         return Measurement(clique, noisy, float(sigma))
+
+    def count(self, sigma: float) -> float:
+        """Noisy number of patients with Gaussian noise σ (sensitivity 1; charged before release)."""
+        cost = self.noise.gaussian_cost(sigma, sensitivity=1)
+        self.ledger.charge(LedgerEntry(
+            mechanism=cost.mechanism, target="count(patients)", sensitivity=cost.sensitivity, scale=cost.scale,
+            rho=cost.rho, fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded))
+        return float(self.noise.gaussian(np.array([len(self._codes)], dtype=np.int64), sigma)[0])
 
     def select(
         self,

@@ -204,13 +204,23 @@ def test_aim_final_pass_remeasures_the_maximal_selected_cliques(table: pd.DataFr
     assert sum(e.rho for e in entries) == pytest.approx(0.3 * rho, rel=1e-6)
     assert gen.ledger_.total().rho == pytest.approx(rho, rel=1e-9)
     back = sh.load_model(gen.save(tmp_path / "m"))
-    assert back.remeasured_ == final
+    assert back.remeasured_ == final and back.remeasure_share_ == 0.3
 
 
 def test_aim_remeasure_share_default_and_validation(table: pd.DataFrame) -> None:
     off = sh.AIM(epsilon=2.0, remeasure_share=0.0, random_state=0).fit(table, schema=SMALL)
-    assert off.remeasured_ == []
-    assert sh.AIM()._remeasure_share(15) == 0.5 and sh.AIM()._remeasure_share(16) == 0.0
+    assert off.remeasured_ == [] and off.remeasure_share_ == 0.0
+    assert not any(e.target == "count(patients)" for e in off.ledger_.entries)
+    # default: a noisy count (1 % of rho) decides; 3,000 patients at eps = 2 are plenty, 150 are not
+    rho = PrivacyBudget(2.0, 1e-6).rho
+    big = sh.AIM(epsilon=2.0, random_state=0).fit(table, schema=SMALL)
+    count = [e for e in big.ledger_.entries if e.target == "count(patients)"]
+    assert len(count) == 1 and count[0].rho == pytest.approx(0.01 * rho)
+    assert big.remeasure_share_ == 0.5 and big.remeasured_
+    assert big.ledger_.total().rho == pytest.approx(rho, rel=1e-9)
+    small = sh.AIM(epsilon=2.0, random_state=0).fit(table.iloc[:150], schema=SMALL)
+    assert small.remeasure_share_ == 0.0 and small.remeasured_ == []
+    assert small.ledger_.total().rho == pytest.approx(rho, rel=1e-9)
     for bad in (1.0, -0.1, "0.3", True):
         with pytest.raises(sh.InvalidParameterError,
                            match=r"The 'remeasure_share' parameter of AIM must be None or a float in \[0, 1\)"):
