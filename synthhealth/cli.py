@@ -204,6 +204,9 @@ def _marginal_pairs(values: tuple[str, ...]) -> Any:
               help="Privacy ledger shared by every fit of this data (created with this fit's budget if new).")
 @click.option("--workload", "-w", multiple=True,
               help="AIM: a marginal that matters, as comma-separated attributes (repeatable).")
+@click.option("--remeasure-share", type=float, default=None,
+              help="AIM: share of the budget for a final pass re-measuring the selected marginals; 0 turns it off "
+                   "[default: 0.5 when a noisy patient count says the data are large enough, else 0].")
 @click.option("--epochs", type=int, default=None, help="DPVAE: expected passes over the data [default: 50].")
 @click.option("--batch-size", type=int, default=None, help="DPVAE: expected (Poisson) batch size [default: 2048].")
 @click.option("--learning-rate", type=float, default=None, help="DPVAE: Adam's peak learning rate [default: 0.03].")
@@ -234,7 +237,7 @@ def _marginal_pairs(values: tuple[str, ...]) -> Any:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
 def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, delta: float, ledger: Path | None,
-        workload: tuple[str, ...], epochs: int | None, batch_size: int | None, learning_rate: float | None,
+        workload: tuple[str, ...], remeasure_share: float | None, epochs: int | None, batch_size: int | None, learning_rate: float | None,
         hidden_sizes: str | None, latent_size: int | None, kl_weight: float | None, clip_norm: float | None,
         max_patients: int | None, marginals_share: float | None, marginal_pairs: tuple[str, ...],
         finetune_steps: int | None, calibrate: bool | None, accountant: str | None,
@@ -248,6 +251,10 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         if generator != "aim":
             raise sh.InvalidParameterError("The '--workload' option only applies to --generator aim.")
         params["workload"] = [tuple(a.strip() for a in w.split(",") if a.strip()) for w in workload]
+    if remeasure_share is not None:
+        if generator != "aim":
+            raise sh.InvalidParameterError("The '--remeasure-share' option only applies to --generator aim.")
+        params["remeasure_share"] = remeasure_share
     vae = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "hidden_sizes": hidden_sizes,
            "latent_size": latent_size, "kl_weight": kl_weight, "clip_norm": clip_norm, "max_patients": max_patients,
            "marginals_share": marginals_share, "marginal_pairs": _marginal_pairs(marginal_pairs),

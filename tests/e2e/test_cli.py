@@ -128,6 +128,13 @@ def test_fit_and_sample(runner: CliRunner, tmp_path: Path) -> None:
                                "-w", "age,sex,diabetes", "--seed", "2", "-o", str(tmp_path / "m3"), "-q"])
     assert res.exit_code == 0, res.output
     assert "fitted AIM on 13 patients" in res.output
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(sh.datasets.demo_ndjson_path()), "-e", "2",
+                               "--remeasure-share", "0.3", "--seed", "2", "-o", str(tmp_path / "m4"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert sh.load_model(tmp_path / "m4").remeasure_share_ == 0.3
+    res = runner.invoke(main, ["fit", "-s", "core-patient", "-d", str(table), "-g", "mst", "-e", "1",
+                               "--remeasure-share", "0.3", "-o", str(tmp_path / "m5"), "-q"])
+    assert res.exit_code == 2 and "'--remeasure-share' option only applies to --generator aim" in res.output
 
 
 def test_flatten_bundles_and_ndjson(runner: CliRunner, tmp_path: Path) -> None:
