@@ -76,6 +76,20 @@ def test_measure_uses_the_audited_blocks() -> None:
     assert ledger.total().rho == pytest.approx(RHO) and ledger.entries[0].sensitivity == 1.0
 
 
+def test_count_uses_the_audited_blocks() -> None:
+    """PrivateData.count = number of rows (patients) + NoiseSource.gaussian(σ), charged at gaussian_cost(σ)."""
+    d, dp = neighbours()
+    assert abs(len(d) - len(dp)) == 1  # neighbours differ by one patient: the count's sensitivity is 1
+    ledger = PrivacyLedger(PrivacyBudget(1.0, DELTA))
+    fit = ledger.begin_fit("audit", rho=RHO)
+    data = PrivateData(d, DOMAIN, seeded(5), ledger, fit)
+    got = data.count(SIGMA)
+    assert got == pytest.approx(len(d) + seeded(5).rng.normal(0, SIGMA, (1,))[0])
+    entry = ledger.entries[0]
+    assert entry.target == "count(patients)" and entry.sensitivity == 1.0 and entry.scale == SIGMA
+    assert ledger.total().rho == pytest.approx(RHO)
+
+
 def test_correct_gaussian_secure_sampler_within_claim() -> None:
     eps = audit_gaussian("correct", 60_000, NoiseSource(), NoiseSource())
     assert eps <= CLAIM
