@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,6 +40,7 @@ _MIN_TARGET = 0.5
 _PASSES = 4
 
 
+@dataclass
 class RefineResult:
     """What :func:`refine_sample` did.
 
@@ -53,10 +55,9 @@ class RefineResult:
         Number of values changed.
     """
 
-    def __init__(self, codes: np.ndarray, distances: list[float], moves: int) -> None:
-        self.codes = codes
-        self.distances = distances
-        self.moves = moves
+    codes: np.ndarray
+    distances: list[float]
+    moves: int
 
 
 def _flat(codes: np.ndarray, cols: Sequence[int], dims: Sequence[int]) -> np.ndarray:
@@ -78,8 +79,7 @@ def _ranked(cells: np.ndarray, order: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _distance(codes: np.ndarray, targets: Sequence[tuple[tuple[int, ...], np.ndarray]],
-              shape: Sequence[int]) -> float:
+def _distance(codes: np.ndarray, targets: Sequence[tuple[tuple[int, ...], np.ndarray]]) -> float:
     out = 0.0
     for cols, t in targets:
         c = np.bincount(_flat(codes, cols, t.shape), minlength=t.size)
@@ -170,7 +170,7 @@ def refine_sample(codes: np.ndarray, shape: Sequence[int], targets: Sequence[tup
     x = np.array(codes, dtype=np.int64, copy=True)
     n, d = x.shape
     tgs = [(tuple(int(c) for c in cols), np.asarray(t, dtype=np.float64)) for cols, t in targets]
-    distances = [_distance(x, tgs, shape)]
+    distances = [_distance(x, tgs)]
     moves = 0
     if n == 0 or not tgs:
         return RefineResult(x, distances, moves)
@@ -186,7 +186,7 @@ def refine_sample(codes: np.ndarray, shape: Sequence[int], targets: Sequence[tup
                 moves += moved
                 if moved == 0 or len(rows) == 0:
                     break
-        distances.append(_distance(x, tgs, shape))
+        distances.append(_distance(x, tgs))
         if distances[-2] - distances[-1] <= _REL_TOL * max(distances[-2], 1.0):
             break
     return RefineResult(x, distances, moves)
