@@ -95,6 +95,7 @@ def _move_attribute(x: np.ndarray, j: int, kj: int, shape: Sequence[int],
     delta = np.zeros((m, kj))
     prep = []
     xj = x[rows, j]
+    xo = x[rows]
     for cols, t in targets:
         pos = cols.index(j)
         c = np.bincount(_flat(x, cols, t.shape), minlength=t.size).reshape(t.shape).astype(np.float64)
@@ -105,7 +106,6 @@ def _move_attribute(x: np.ndarray, j: int, kj: int, shape: Sequence[int],
         dadd[tl < _MIN_TARGET] = np.inf  # never move a row into a cell the model (nearly) rules out
         drem = np.abs(cl - 1.0 - tl) - err
         others = [cc for cc in cols if cc != j]
-        xo = x[rows]
         oflat = _flat(xo, others, [int(shape[cc]) for cc in others]) if others else np.zeros(m, np.int64)
         delta += dadd[oflat]
         delta += drem[oflat, xj][:, None]
