@@ -70,22 +70,23 @@ class PrivateData:
             self._cache[clique] = marginal_counts(self._codes, self.domain, clique)
         return self._cache[clique]
 
+    def _charge_gaussian(self, target: str, sigma: float) -> None:
+        """Charge the ledger for a sensitivity-1 Gaussian release of scale σ (before it is computed)."""
+        cost = self.noise.gaussian_cost(sigma, sensitivity=1)
+        self.ledger.charge(LedgerEntry(
+            mechanism=cost.mechanism, target=target, sensitivity=cost.sensitivity, scale=cost.scale, rho=cost.rho,
+            fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded))
+
     def measure(self, clique: Sequence[str], sigma: float) -> Measurement:
         """Noisy marginal over ``clique`` with Gaussian noise σ (charged before release)."""
         clique = tuple(clique)
-        cost = self.noise.gaussian_cost(sigma, sensitivity=1)
-        self.ledger.charge(LedgerEntry(
-            mechanism=cost.mechanism, target=f"marginal({', '.join(clique)})", sensitivity=cost.sensitivity,
-            scale=cost.scale, rho=cost.rho, fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded))
+        self._charge_gaussian(f"marginal({', '.join(clique)})", sigma)
         noisy = self.noise.gaussian(self._exact(clique), sigma)
         return Measurement(clique, noisy, float(sigma))
 
     def count(self, sigma: float) -> float:
         """Noisy number of patients with Gaussian noise σ (sensitivity 1; charged before release)."""
-        cost = self.noise.gaussian_cost(sigma, sensitivity=1)
-        self.ledger.charge(LedgerEntry(
-            mechanism=cost.mechanism, target="count(patients)", sensitivity=cost.sensitivity, scale=cost.scale,
-            rho=cost.rho, fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded))
+        self._charge_gaussian("count(patients)", sigma)
         return float(self.noise.gaussian(np.array([len(self._codes)], dtype=np.int64), sigma)[0])
 
     def select(
