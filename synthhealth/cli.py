@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +21,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _fail(message: str, code: int = 2) -> None:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _randomness_warnings() -> Iterator[None]:
+    """Show each InsecureRandomnessWarning as one line on stderr (never silenced, never a traceback)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", sh.InsecureRandomnessWarning)
+        try:
+            yield
+        finally:
+            seen: set[str] = set()
+            for w in caught:
+                if issubclass(w.category, sh.InsecureRandomnessWarning):
+                    text = str(w.message)
+                    if text not in seen:
+                        seen.add(text)
+                        click.echo(f"warning: {text}", err=True)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _errors(func: F) -> F:
@@ -70,7 +91,6 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     AIM with (epsilon, 1e-6)-DP at the patient level on the rest, samples a synthetic table, writes
     it as synthetic FHIR R4 (Bulk NDJSON), and builds the privacy and utility report.
     """
-    import warnings
 
 
     t0 = time.perf_counter()
@@ -100,8 +120,7 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     if ledger_path.exists():
         ledger_path.unlink()  # the demo starts a fresh ledger for its fresh copy of the data
     gen = sh.AIM(epsilon=epsilon, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
+    with _randomness_warnings():
         gen.fit(train, schema=schema, ledger=ledger_path, progress=not quiet)
     model_path = gen.save(out / "model", overwrite=True)
     spent = gen.ledger_.total(gen.fit_id_)
@@ -243,7 +262,6 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         finetune_steps: int | None, calibrate: bool | None, accountant: str | None,
         device: str | None, secure_mode: bool | None, seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
     """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model."""
-    import warnings
 
     schema = sh.load_schema(schema_src)
     params: dict[str, Any] = {"epsilon": epsilon, "delta": delta, "random_state": seed}
@@ -275,8 +293,7 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         raise sh.InvalidParameterError(f"The '--out' folder {out} is not empty (use --overwrite to replace it).")
     table = _load_data(data, schema, quiet)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
+    with _randomness_warnings():
         gen.fit(table, schema=schema, ledger=ledger, progress=not quiet)
     gen.save(out, overwrite=overwrite)
     spent = gen.ledger_.total(gen.fit_id_)
@@ -477,10 +494,8 @@ def sweep(schema_src: str, real: tuple[str, ...], holdout: tuple[str, ...], gene
     schema = sh.load_schema(schema_src)
     train = _load_data(real, schema, quiet)
     hold = _load_data(holdout, schema, quiet)
-    import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
+    with _randomness_warnings():
         res = sh.sweep(train, hold, schema=schema, generator=generator, epsilons=eps, delta=delta, ledger=ledger,
                        random_state=seed, progress=not quiet)
     output.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,8 @@ class BaseGenerator:
     name: ClassVar[str] = "base"
     #: how the fit's cost is accounted: "zcdp" (ρ) or "approx_dp" ((ε, δ) from e.g. an RDP/PRV accountant)
     accounting: ClassVar[str] = "zcdp"
+    #: where a seeded fit's DP noise comes from (named in the InsecureRandomnessWarning)
+    seeded_randomness: ClassVar[str] = "a seeded numpy generator"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -195,7 +197,7 @@ class BaseGenerator:
             raise InvalidParameterError(
                 f"The 'table' parameter of {type(self).__name__}.fit must be a pandas DataFrame. "
                 f"Got {type(table).__name__} instead.")
-        noise = NoiseSource(self.random_state)
+        noise = NoiseSource(self.random_state, seeded_source=self.seeded_randomness)
         led = self._open_ledger(ledger, budget)
         # the budget check happens here, before the table is read
         if self.accounting == "zcdp":

@@ -75,7 +75,7 @@ class PrivateData:
         cost = self.noise.gaussian_cost(sigma, sensitivity=1)
         self.ledger.charge(LedgerEntry(
             mechanism=cost.mechanism, target=target, sensitivity=cost.sensitivity, scale=cost.scale, rho=cost.rho,
-            fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded))
+            fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded, secure=self.noise.secure))
 
     def measure(self, clique: Sequence[str], sigma: float) -> Measurement:
         """Noisy marginal over ``clique`` with Gaussian noise σ (charged before release)."""
@@ -122,6 +122,6 @@ class PrivateData:
         cost = self.noise.noisy_max_cost(scale, sensitivity)
         self.ledger.charge(LedgerEntry(
             mechanism=cost.mechanism, target=target, sensitivity=cost.sensitivity, scale=cost.scale, rho=cost.rho,
-            fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded))
+            fit_id=self.fit_id, library=cost.library, seeded=self.noise.seeded, secure=self.noise.secure))
         scores = np.array([score(c, self._exact(c)) for c in candidates], dtype=float)
         return self.noise.noisy_max(scores, scale)

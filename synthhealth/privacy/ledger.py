@@ -89,6 +89,11 @@ class LedgerEntry:
         The sampler and its version (``"opendp 0.16.0"``, or seeded numpy: not for release).
     seeded : bool
         Whether the noise came from a seeded generator (reproducible, NOT FOR RELEASE).
+    secure : bool
+        Whether the sampler is cryptographically secure (OpenDP's samplers, the OS CSPRNG): only
+        such entries may back a release. ``False`` for seeded runs and for pseudo-random generators
+        seeded from OS entropy (e.g. ``DPVAE(secure_mode=False)``). Defaults to ``False``: a caller
+        must say that its sampler is secure.
     time : str
         ISO 8601 UTC.
     """
@@ -105,8 +110,14 @@ class LedgerEntry:
     epsilon: float = 0.0
     delta: float = 0.0
     time: str = field(default_factory=_now)
+    secure: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.secure, bool):
+            raise InvalidParameterError(
+                f"The 'secure' parameter of LedgerEntry must be a bool. Got {self.secure!r} instead.")
+        if self.secure and self.seeded:
+            raise InvalidParameterError("The 'secure' parameter of LedgerEntry cannot be True for a seeded entry.")
         if self.accounting not in ("zcdp", "approx_dp"):
             raise InvalidParameterError(
                 f"The 'accounting' parameter of LedgerEntry must be 'zcdp' or 'approx_dp'. Got {self.accounting!r} instead.")
@@ -134,6 +145,9 @@ class LedgerTotal:
         Number of entries (mechanism calls) counted.
     seeded : bool
         Whether any counted entry used seeded noise (NOT FOR RELEASE).
+    secure : bool
+        Whether every counted entry used a cryptographically secure sampler (``False`` when there
+        are no entries: nothing vouches for a sampler then).
     unit : str
         The privacy unit (``"patient"``).
     neighbouring : str
@@ -147,6 +161,7 @@ class LedgerTotal:
     seeded: bool
     unit: str = UNIT
     neighbouring: str = NEIGHBOURING
+    secure: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form.
@@ -165,7 +180,8 @@ class LedgerTotal:
         return asdict(self)
 
     def __str__(self) -> str:
-        seeded = " (SEEDED: NOT FOR RELEASE)" if self.seeded else ""
+        seeded = " (SEEDED: NOT FOR RELEASE)" if self.seeded else \
+            " (INSECURE SAMPLER: NOT FOR RELEASE)" if self.n_entries and not self.secure else ""
         return (f"epsilon={self.epsilon:.4g}, delta={self.delta:.3g} (rho={self.rho:.6g}, "
                 f"{self.n_entries} measurements, unit: {self.unit}){seeded}")
 
@@ -310,7 +326,7 @@ class PrivacyLedger:
             b = doc["budget"]
             ledger = cls(PrivacyBudget(b["epsilon"], b["delta"]), dataset=doc.get("dataset"))
             ledger.created = doc["created"]
-            ledger.entries = [LedgerEntry(**e) for e in doc["entries"]]
+            ledger.entries = [LedgerEntry(**_entry_fields(e)) for e in doc["entries"]]
             ledger.fits = list(doc["fits"])
         except (KeyError, TypeError, InvalidParameterError) as exc:
             raise AccountingError(f"{where} is a damaged privacy ledger ({type(exc).__name__}: {exc})") from exc
@@ -477,7 +493,8 @@ class PrivacyLedger:
             raise AccountingError("the (epsilon, delta) entries use up the ledger's delta: zCDP spending cannot be stated")
         eps = (cdp_epsilon(rho, delta_z) if rho > 0 else 0.0) + eps_extra
         delta = (delta_z if rho > 0 else 0.0) + delta_extra
-        return LedgerTotal(rho, eps, delta, len(entries), any(e.seeded for e in entries))
+        return LedgerTotal(rho, eps, delta, len(entries), any(e.seeded for e in entries),
+                           secure=bool(entries) and all(e.secure for e in entries))
 
     def spent_rho(self) -> float:
         """Total ρ spent, with (ε, δ) entries converted conservatively (they cannot be; see remaining_rho).
@@ -760,6 +777,15 @@ class PrivacyLedger:
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path else ""
         return f"PrivacyLedger(budget={self.budget}{where}, spent: {self.total()})"
+
+
+def _entry_fields(e: Any) -> dict[str, Any]:
+    """An entry's fields as stored; ledgers written before ``secure`` existed: only OpenDP entries were secure."""
+    if not isinstance(e, dict):
+        raise TypeError(f"a ledger entry must be an object, got {type(e).__name__}")
+    if "secure" not in e:
+        e = {**e, "secure": (not e.get("seeded", True)) and str(e.get("library", "")).startswith("opendp")}
+    return e
 
 
 def _atomic_write(path: Path, text: str) -> None:

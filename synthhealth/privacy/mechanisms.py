@@ -96,6 +96,9 @@ class NoiseSource:
     random_state : None, int or numpy.random.Generator
         ``None`` (default): OpenDP's secure samplers, fit for release. Otherwise a seeded numpy
         Generator is used (reproducible, NOT for release; warns :class:`InsecureRandomnessWarning`).
+    seeded_source : str, default "a seeded numpy generator"
+        How the caller's seeded randomness is described in the warning (a generator whose noise
+        comes from elsewhere, e.g. torch generators seeded from this one, names it).
 
     Examples
     --------
@@ -107,12 +110,12 @@ class NoiseSource:
     0.005
     """
 
-    def __init__(self, random_state: Any = None) -> None:
+    def __init__(self, random_state: Any = None, *, seeded_source: str = "a seeded numpy generator") -> None:
         self.seeded = random_state is not None
         self.rng = check_random_state(random_state)
         if self.seeded:
             warnings.warn(
-                "random_state is set: DP noise comes from a seeded numpy generator. The result is reproducible "
+                f"random_state is set: DP noise comes from {seeded_source}. The result is reproducible "
                 "but NOT FOR RELEASE; leave random_state=None for a release.",
                 InsecureRandomnessWarning,
                 stacklevel=3,
@@ -120,6 +123,17 @@ class NoiseSource:
             self.library = f"numpy {np.__version__} (seeded, not for release)"
         else:
             self.library = f"opendp {opendp_version()}"
+
+    @property
+    def secure(self) -> bool:
+        """Whether the samplers are cryptographically secure (OpenDP's, on the release path).
+
+        Examples
+        --------
+        >>> NoiseSource().secure
+        True
+        """
+        return not self.seeded
 
     # ---------------------------------------------------------------- Gaussian
     def gaussian_cost(self, sigma: float, sensitivity: int = 1) -> Release:

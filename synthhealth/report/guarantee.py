@@ -136,6 +136,9 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
         f"so little on any one patient that adding or removing that patient changes the probability of any result by "
         f"at most a factor e^ε = {_fmt(math.exp(min(eps, 700)))} (ε = {_fmt(eps)}), except with probability "
         f"δ = {_fmt(delta)}. This holds whatever the attacker knows about everybody else.")
+    if not seeded and total.n_entries and not total.secure:
+        sec.intro += (" WARNING: at least one measurement drew its noise from a sampler that is not cryptographically "
+                      "secure, so this run is NOT FOR RELEASE.")
     if seeded:
         sec.intro += (" WARNING: at least one measurement used seeded (reproducible) randomness. Seeded noise can be "
                       "reproduced by anyone with the seed, so the guarantee does not hold: this run is NOT FOR RELEASE.")
@@ -160,7 +163,10 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
         ("Noise samplers", ", ".join(libs) if libs else "—"),
         ("Assumed public", f"the schema {schema_fact}: its domains, bounds, bins and caps; nothing was learned "
                            "from the data for free"),
-        ("Randomness", "SEEDED: NOT FOR RELEASE" if seeded else "cryptographically secure samplers (not seeded)"),
+        ("Randomness", "SEEDED: NOT FOR RELEASE" if seeded else
+         "cryptographically secure samplers (not seeded)" if total.secure else
+         "NOT SECURE: at least one measurement drew its noise from a pseudo-random generator that is not "
+         "cryptographically secure (e.g. DPVAE(secure_mode=False) or engine='opacus'): NOT FOR RELEASE"),
     ]
     if generator:
         sec.facts.insert(2, ("Generator", generator))

@@ -172,6 +172,7 @@ class DPVAE(BaseGenerator):
 
     name = "dpvae"
     accounting = "approx_dp"
+    seeded_randomness = "torch generators seeded from a seeded numpy generator"
 
     def __init__(self, *, epsilon: float = 1.0, delta: float = DEFAULT_DELTA, epochs: int = 50,
                  batch_size: int = 2048, learning_rate: float = 3e-2, hidden_sizes: Any = (64,),
@@ -330,7 +331,8 @@ class DPVAE(BaseGenerator):
             meas = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=scale)
             cost, library, mechanism = float(meas.map(1)), f"opendp {opendp_version()}", "discrete_laplace"
         ledger.charge(LedgerEntry(mechanism, "number of patients (sets the DP-SGD sampling rate)", 1.0, scale, 0.0,
-                                  fit_id, library, noise.seeded, accounting="approx_dp", epsilon=cost, delta=0.0))
+                                  fit_id, library, noise.seeded, accounting="approx_dp", epsilon=cost, delta=0.0,
+                                  secure=noise.secure))
         if noise.seeded:
             p = -math.expm1(-eps0)
             return int(n + noise.rng.geometric(p) - noise.rng.geometric(p))
@@ -362,7 +364,7 @@ class DPVAE(BaseGenerator):
             "gaussian", f"{what} ({counts.size} cells; L2 sensitivity sqrt({m}))",
             math.sqrt(m), sigma, 0.0, fit_id, f"torch {_version('torch')} ({_randomness(seeded, secure)}); "
             f"opacus {_version('opacus')} {self.accountant.upper()} accountant", seeded, accounting="approx_dp",
-            epsilon=eps_m, delta=delta))
+            epsilon=eps_m, delta=delta, secure=bool(secure and not seeded)))
         noisy = gaussian_vector(counts, sigma, rnd)
         return split_marginals(noisy, sizes, pairs)
 
@@ -440,7 +442,7 @@ class DPVAE(BaseGenerator):
                        "charge, delta included there")
         ledger.charge(LedgerEntry("dp_sgd_subsampled_gaussian", target, plan.clip, sigma * plan.clip, 0.0, fit_id,
                                   library, noise.seeded, accounting="approx_dp", epsilon=eps_sgd,
-                                  delta=0.0 if extra else delta))
+                                  delta=0.0 if extra else delta, secure=bool(secure and not noise.seeded)))
 
         # 3. train
         init = torch.Generator().manual_seed(aux_seed)
@@ -578,7 +580,7 @@ def _randomness(seeded: bool, secure: bool, engine: str = "fast") -> str:
         return "seeded torch generator (not for release)"
     if secure:
         return "OS CSPRNG, opacus secure-mode construction" if engine == "fast" else "torchcsprng (opacus secure mode)"
-    return "torch generator seeded from OS entropy"
+    return "torch generator seeded from OS entropy: not a cryptographically secure sampler, not for release"
 
 
 class _Progress:
