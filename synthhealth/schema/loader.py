@@ -584,10 +584,14 @@ def load_schema(source: str | Path | Mapping[str, Any]) -> PatientSchema:
     if isinstance(source, Mapping):
         return schema_from_dict(source)
     path = Path(source)
-    if not path.exists() and isinstance(source, str) and source in bundled_schemas():
+    # a bundled name wins over anything but a file of that exact name (e.g. a data folder "flchain" in the cwd)
+    if isinstance(source, str) and source in bundled_schemas() and not path.is_file():
         path = schema_path(source)
     if not path.exists():
         raise FileNotFoundError(f"schema file not found: {path} (bundled schemas: {', '.join(bundled_schemas())})")
+    if path.is_dir():
+        raise FileNotFoundError(f"schema source {path} is a folder, not a schema YAML file "
+                                f"(bundled schemas: {', '.join(bundled_schemas())})")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
