@@ -357,7 +357,7 @@ class Report:
         bar.close()
 
         all_metrics = g_sec.metrics + [m for s in sections.values() for m in s.metrics]
-        checks = judge(all_metrics, thresholds, claimed_epsilon=claimed)
+        checks = judge(all_metrics, thresholds, claimed_epsilon=claimed, claimed_delta=g_info["delta"])
         if g_info["seeded"]:
             checks.insert(0, Check("guarantee.seeded", "Privacy noise not seeded", None,
                                    "secure (unseeded) randomness", "fail", SEEDED_NOTICE))

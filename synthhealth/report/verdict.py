@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ..exceptions import InvalidParameterError
 from .model import Check, Metric, Verdict
 
-__all__ = ["Threshold", "DEFAULT_THRESHOLDS", "judge", "overall", "load_thresholds"]
+__all__ = ["Threshold", "DEFAULT_THRESHOLDS", "judge", "overall", "load_thresholds", "max_auc"]
 
 
 @dataclass(frozen=True)
@@ -166,13 +166,7 @@ _AUC = "An AUC of 0.5 means the attacker does no better than a coin toss; 1.0 me
 
 DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "guarantee.epsilon": Threshold(2.0, 8.0, why="ε ≤ 2 is a strong guarantee; above 8 the proven protection is weak."),
-    "attacks.*.auc": Threshold(0.1, 0.2, measure="gap", basis="ci", why=_AUC),
-    "attacks.*.tpr_at_fpr_1pct": Threshold(0.02, 0.05, basis="ci",
-                                           why="Share of members caught when only 1% of non-members are wrongly "
-                                               "accused (guessing: 1%)."),
-    "attacks.dcr.share_closer_to_train": Threshold(0.05, 0.1, measure="gap", basis="ci",
-                                                   why="Share of synthetic records closer to a training record than "
-                                                       "to a holdout record; 0.5 = no memorisation."),
+    "attacks.*.auc": Threshold(0.6, 0.7, basis="ci", why=_AUC + " One-sided: an AUC below 0.5 is not a risk."),
     "attacks.singling_out.*.risk": Threshold(0.1, 0.1, basis="ci", why="Excess success of singling out a patient "
                                                                        "over what the population alone allows "
                                                                        "(0 = none)."),
@@ -203,6 +197,118 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
 PRIVACY_PREFIXES = ("guarantee.", "attacks.")
 """Which checks are about privacy (the rest are utility/bias)."""
 
+INFERENCE_IMPLIED_RATE = 0.9
+"""An inference risk is not judged when the control attack already succeeds this often."""
+
+SHARE_FAIL_P, SHARE_WARN_P, SHARE_FAIL_EXCESS = 0.01, 0.05, 0.05
+"""The closer-to-train share fails when its one-sided permutation p-value is below ``SHARE_FAIL_P`` and
+it exceeds the null centre by more than ``SHARE_FAIL_EXCESS``; it warns when p < ``SHARE_WARN_P``."""
+
+
+def _judge_tpr(m: Metric, epsilon: float | None, delta: float | None) -> Check:
+    """TPR at a low FPR against the DP trade-off curve, with exact bounds; n/a when the FPR cannot be measured."""
+    from .guarantee import max_tpr
+
+    d = m.details or {}
+    f = float(d.get("fpr", m.reference or 0.01))
+    pct = f"{100 * f:g}%"
+    n0 = d.get("n_nonmembers")
+    eps = 0.0 if epsilon is None else float(epsilon)
+    dl = 0.0 if delta is None else float(delta)
+    curve = (f"e^ε·FPR_hi + δ with ε = {eps:.3g}" if epsilon is not None
+             else "FPR_hi (chance: no guarantee is known)")
+    rule = f"TPR 95% lower bound ≤ {curve}"
+    if m.value is None or m.ci is None or "fpr_upper" not in d:
+        return Check(m.key, m.name, m.value, rule, "n/a", "Not computed.")
+    if not d.get("measurable", True):
+        return Check(m.key, m.name, m.value, rule, "n/a",
+                     f"Too few non-members ({n0}) to measure a {pct} false-alarm rate: one false alarm is already "
+                     f"{100 / max(int(n0 or 1), 1):.2g}%, and with none the true rate may be up to "
+                     f"{100 * float(d['fpr_upper']):.2g}% (Clopper–Pearson).")
+    ceiling = max_tpr(float(d["fpr_upper"]), eps, dl)
+    lo = float(min(m.ci))
+    if lo > ceiling:
+        name = m.name.replace("true-positive rate at", "members found at") + " beyond the guarantee"
+        return Check(m.key, name, m.value, rule, "fail",
+                     f"Even the lower 95% bound of the members caught ({lo:.3g}) exceeds the most any attack can "
+                     f"catch at a false-alarm rate up to {float(d['fpr_upper']):.3g} ({ceiling:.3g}): members are "
+                     "found more often than the guarantee allows.")
+    return Check(m.key, m.name, m.value, rule, "pass",
+                 f"Consistent with the guarantee: at a false-alarm rate up to {float(d['fpr_upper']):.3g} (upper "
+                 f"bound) any attack may catch up to {ceiling:.3g} of members; the lower bound of this one is "
+                 f"{lo:.3g}.")
+
+
+def max_auc(epsilon: float, delta: float = 0.0) -> float:
+    """The largest AUC any membership test can reach under (ε, δ)-DP: the area under the trade-off curve.
+
+    For pure ε-DP it is e^ε / (1 + e^ε); δ adds at most δ.
+
+    Examples
+    --------
+    >>> round(max_auc(1.0), 4)
+    0.7311
+    """
+    e = math.exp(min(float(epsilon), 700.0))
+    return min(1.0, e / (1.0 + e) + float(delta))
+
+
+def _judge_with_guarantee(m: Metric, th: Threshold, epsilon: float, delta: float) -> Check:
+    """An attack AUC or risk when a DP guarantee is known: fail only when the evidence exceeds what the data shows.
+
+    Fail when the whole 95% CI is beyond the threshold's fail level (and, for an AUC, beyond the most
+    that the guarantee allows); warn when the whole CI is beyond the pass level; otherwise pass: an
+    interval too wide to tell is not evidence of risk, and the guarantee bounds what the sample cannot show.
+    """
+    if m.value is None or not math.isfinite(m.value):
+        return Check(m.key, m.name, m.value, th.rule(), "n/a", th.why)
+    lo = float(min(m.ci)) if m.ci is not None and all(c is not None for c in m.ci) else float(m.value)
+    hi = float(max(m.ci)) if m.ci is not None and all(c is not None for c in m.ci) else float(m.value)
+    is_auc = m.key.endswith(".auc")
+    fail_at = th.warn_at
+    if is_auc:
+        ceiling = max_auc(epsilon, delta)
+        rule = (f"95% CI lower bound ≤ {th.warn_at:g} or ≤ the ε = {epsilon:.3g} ceiling {ceiling:.3g} pass "
+                f"(warn when it is above {th.pass_at:g})")
+        fail_at = max(th.warn_at, ceiling)
+    else:
+        rule = f"95% CI lower bound ≤ {th.warn_at:g} pass (warn when above {th.pass_at:g})"
+    if lo > fail_at:
+        return Check(m.key, m.name, m.value, rule, "fail",
+                     th.why + f" The whole 95% interval ({lo:.3g}–{hi:.3g}) is above {fail_at:.3g}.")
+    if lo > th.pass_at and th.pass_at < th.warn_at:
+        return Check(m.key, m.name, m.value, rule, "warn",
+                     th.why + f" The whole 95% interval ({lo:.3g}–{hi:.3g}) is above {th.pass_at:g}.")
+    note = ""
+    if hi > th.pass_at:
+        note = (f" The interval ({lo:.3g}–{hi:.3g}) is too wide at this sample size to rule out a risk above "
+                f"{th.pass_at:g}; the differential-privacy guarantee (ε = {epsilon:.3g}) bounds what the sample "
+                "cannot show.")
+    return Check(m.key, m.name, m.value, rule, "pass", th.why + note)
+
+
+def _judge_share(m: Metric) -> Check:
+    """The closer-to-train share against its permutation null, one-sided."""
+    d = m.details or {}
+    rule = (f"one-sided permutation test: fail when p < {SHARE_FAIL_P:g} and the share exceeds the null by > "
+            f"{SHARE_FAIL_EXCESS:g}; warn when p < {SHARE_WARN_P:g}")
+    p = d.get("p_value")
+    if m.value is None or p is None:
+        return Check(m.key, m.name, m.value, rule, "n/a", str(d.get("reason", "Not computed.")))
+    centre = float(d.get("null_centre", 0.5))
+    excess = float(d.get("test_share", m.value)) - centre
+    if p < SHARE_FAIL_P and excess > SHARE_FAIL_EXCESS:
+        v: Verdict = "fail"
+        why = (f"Synthetic records sit closer to training patients than chance allows (p = {p:.2g}, "
+               f"{excess:+.3g} over the null): a sign of memorisation.")
+    elif p < SHARE_WARN_P and excess > 0:
+        v, why = "warn", f"Slightly more synthetic records closer to training than expected (p = {p:.2g})."
+    else:
+        v, why = "pass", (f"Consistent with no memorisation (one-sided p = {p:.2g}; the null, from permuting the "
+                          "training/holdout labels of the real records, is centred at "
+                          f"{centre:.3g}). A share below 0.5 is not a risk.")
+    return Check(m.key, m.name, m.value, rule, v, why)
+
 
 def _match(key: str, thresholds: Mapping[str, Threshold]) -> Threshold | None:
     for pattern, th in thresholds.items():
@@ -212,7 +318,7 @@ def _match(key: str, thresholds: Mapping[str, Threshold]) -> Threshold | None:
 
 
 def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None = None, *,
-          claimed_epsilon: float | None = None) -> list[Check]:
+          claimed_epsilon: float | None = None, claimed_delta: float | None = None) -> list[Check]:
     """Checks for every metric that a threshold covers (user thresholds first, then the defaults).
 
     The empirical ε lower bounds of the attacks are judged against the claimed ε: a lower bound
@@ -227,7 +333,15 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
         :data:`DEFAULT_THRESHOLDS`; the first matching pattern judges a metric.
     claimed_epsilon : float, optional
         The proven ε of the guarantee. Without it, the attacks' ``epsilon_lower_bound`` metrics
-        are not judged.
+        are not judged, and true-positive rates at a low false-positive rate are judged against
+        chance (ε = 0).
+    claimed_delta : float, optional
+        The δ of the guarantee (for the trade-off curve TPR ≤ e^ε·FPR + δ).
+
+    Membership TPRs at a low FPR (``attacks.*.tpr_at_fpr_*``) are judged against the DP trade-off
+    curve with exact bounds (``"n/a"`` when there are too few non-members to measure that FPR),
+    and ``attacks.dcr.share_closer_to_train`` by its one-sided permutation test, unless a user
+    threshold names them.
 
     Returns
     -------
@@ -257,8 +371,26 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
             checks.append(Check(m.key, m.name, v, f"≤ claimed ε = {claimed_epsilon:.3g}", verdict,
                                 "An empirical lower bound above the proven ε would mean the guarantee is wrong."))
             continue
+        user = _match(m.key, thresholds or {})
+        if user is None and m.key.startswith("attacks.") and fnmatch.fnmatchcase(m.key, "attacks.*.tpr_at_fpr_*"):
+            checks.append(_judge_tpr(m, claimed_epsilon, claimed_delta))
+            continue
+        if user is None and m.key == "attacks.dcr.share_closer_to_train":
+            checks.append(_judge_share(m))
+            continue
         th = _match(m.key, merged)
         if th is None:
+            continue
+        ctrl = (m.details or {}).get("control") if m.key.startswith("attacks.inference") else None
+        if user is None and isinstance(ctrl, dict) and (ctrl.get("rate") or 0.0) >= INFERENCE_IMPLIED_RATE:
+            checks.append(Check(m.key, m.name, m.value, th.rule(), "n/a",
+                                f"Cannot be judged: the control attack on unseen patients already guesses the secret "
+                                f"{100 * ctrl['rate']:.0f}% of the time (the secret is implied by other attributes), "
+                                "so there is no room to measure an excess."))
+            continue
+        if (user is None and claimed_epsilon is not None and m.key.startswith("attacks.") and th.basis == "ci"
+                and th.measure == "value" and th.better == "lower"):
+            checks.append(_judge_with_guarantee(m, th, float(claimed_epsilon), float(claimed_delta or 0.0)))
             continue
         checks.append(Check(m.key, m.name, m.value, th.rule(), th.judge(m.value, m.reference, m.ci), th.why))
     return checks

@@ -518,10 +518,22 @@ def _attr_list(value: Any, name: str, owner: str, names: Sequence[str]) -> list[
 def _rates(n_main: float, t_main: int, n_ctrl: float, t_ctrl: int, n_base: float, t_base: int
            ) -> dict[str, Any]:
     main, ctrl, base = wilson_rate(n_main, t_main), wilson_rate(n_ctrl, t_ctrl), wilson_rate(n_base, t_base)
-    risk, ci, raw = residual_risk(main, ctrl)
+    risk, ci_first_order, raw = residual_risk(main, ctrl)
+    ci = ci_first_order
+    if risk is not None:
+        # the judged interval: (a − c)/(1 − c) rises with a and falls with c, so Wilson bounds at 97.5 % on each
+        # rate give a conservative 95 % interval. The first-order propagation (anonymeter's) is far too narrow
+        # when the control rate is high and the control small (e.g. a secret implied by other attributes)
+        (ca, ha), (cc, hc) = wilson_rate(n_main, t_main, 0.975), wilson_rate(n_ctrl, t_ctrl, 0.975)
+        a_lo, a_hi = max(ca - ha, 0.0), min(ca + ha, 1.0)
+        c_lo, c_hi = max(cc - hc, 0.0), min(cc + hc, 1.0)
+        lo = 0.0 if c_hi >= 1.0 else (a_lo - c_hi) / (1.0 - c_hi)
+        hi = 1.0 if c_lo >= 1.0 else (a_hi - c_lo) / (1.0 - c_lo)
+        ci = (min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0))
     meaningful = main[0] > base[0]
     out: dict[str, Any] = {
-        "risk": risk, "ci": ci, "residual_unclipped": raw,
+        "risk": risk, "ci": ci, "ci_first_order": ci_first_order, "residual_unclipped": raw,
+        "ci_method": "monotone: Wilson 97.5% bounds of the main and control rates",
         "main": {"n_success": n_main, "n_attacks": t_main, "rate": main[0],
                  "ci": (max(main[0] - main[1], 0.0), min(main[0] + main[1], 1.0))},
         "control": {"n_success": n_ctrl, "n_attacks": t_ctrl, "rate": ctrl[0],

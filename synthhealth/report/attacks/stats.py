@@ -22,7 +22,7 @@ from ...exceptions import InvalidParameterError
 from ...privacy.audit import clopper_pearson
 from ..model import Figure, Metric
 
-__all__ = ["roc_auc", "roc_curve", "tpr_at_fpr", "bootstrap_ci", "empirical_epsilon", "EpsilonBound",
+__all__ = ["roc_auc", "roc_curve", "tpr_at_fpr", "tpr_at_fpr_counts", "bootstrap_ci", "empirical_epsilon", "EpsilonBound",
            "attack_metrics"]
 
 _ROC_MAX_POINTS = 200
@@ -134,6 +134,29 @@ def tpr_at_fpr(scores_members: Any, scores_nonmembers: Any, fpr: float) -> float
     _, tp, fp = _roc_counts(m, n)
     ok = fp <= float(fpr) * len(n) * (1 + 1e-12)  # compare counts: FP/N ≤ fpr, exact up to rounding
     return float(tp[ok].max()) / len(m)
+
+
+def tpr_at_fpr_counts(scores_members: Any, scores_nonmembers: Any, fpr: float) -> tuple[int, int]:
+    """Members and non-members flagged by the threshold rule of :func:`tpr_at_fpr`.
+
+    Returns
+    -------
+    (true_positives, false_positives) : tuple of int
+        At the rule "score ≥ t" with the most true positives among those whose false-positive
+        rate is at most ``fpr`` (fewest false positives on ties).
+
+    Examples
+    --------
+    >>> tpr_at_fpr_counts([5, 4, 3, 1], [4, 2, 1, 0], 0.25)
+    (3, 1)
+    """
+    tpr = tpr_at_fpr(scores_members, scores_nonmembers, fpr)
+    m = _scores(scores_members, "scores_members")
+    n = _scores(scores_nonmembers, "scores_nonmembers")
+    _, tp, fp = _roc_counts(m, n)
+    tp_best = int(round(tpr * len(m)))
+    ok = (tp == tp_best) & (fp <= float(fpr) * len(n) * (1 + 1e-12))
+    return tp_best, int(fp[ok].min())
 
 
 def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, n_boot: int = 200, random_state: Any = None,
@@ -355,21 +378,29 @@ def attack_metrics(prefix: str, title: str, members: Any, nonmembers: Any, *, de
         "that were not: 0.5 means the attacker does no better than a coin flip, 1.0 means every training record is "
         "recognised. Values clearly above 0.5 mean membership leaks.",
         formula="AUC = P(score(member) > score(non-member)) + ½ P(equal)  (Mann–Whitney); 95% CI: percentile "
-        "bootstrap resampling members and non-members separately",
+        "bootstrap resampling the real records (members and non-members, separately)",
         real_data=True, details=dict(sizes))]
     for label, f in (("1pct", 0.01), ("0.1pct", 0.001)):
         pct = f"{100 * f:g}%"
+        tp, fp = tpr_at_fpr_counts(m, n, f)
+        measurable = f * len(n) >= 1.0
+        tpr_ci = clopper_pearson(tp, len(m))
         metrics.append(Metric(
-            key=f"{prefix}.tpr_at_fpr_{label}", name=f"{title}: members found at {pct} false alarms",
-            value=tpr_at_fpr(m, n, f), goal="minimize", range=(0.0, 1.0), reference=f,
-            ci=bootstrap_ci(lambda a, b, f=f: tpr_at_fpr(a, b, f), m, n, n_boot=n_boot, random_state=rng),
-            description=lead + f"Share of training records the attacker identifies with confidence, while wrongly "
-            f"accusing at most {pct} of non-members. Guessing gives {f:g}; a much larger value means some records "
-            "are exposed even if the average risk (AUC) looks small."
-            + (" With few targets this rate is coarse (one false alarm already exceeds it)." if f * len(n) < 1
-               else ""),
-            formula=f"max TPR over thresholds t with FPR(score ≥ t) ≤ {f:g} (no randomised tie-breaking)",
-            real_data=True, details={**sizes, "fpr": f}))
+            key=f"{prefix}.tpr_at_fpr_{label}", name=f"{title}: true-positive rate at {pct} false alarms",
+            value=tp / len(m), goal="minimize", range=(0.0, 1.0), reference=f, ci=tpr_ci,
+            description=lead + f"Share of training records flagged by the attack's best threshold that wrongly "
+            f"flags at most {pct} of non-members. Guessing gives {f:g}. It is judged with exact (Clopper–Pearson) "
+            "bounds against the differential-privacy trade-off curve of the fit: a DP release forces every test to "
+            "TPR ≤ e^ε·FPR + δ, so only a lower bound on the TPR above that ceiling (at the upper bound on the "
+            "test's real false-alarm rate) is evidence that members are found."
+            + (f" With {len(n)} non-members a {pct} false-alarm rate cannot be measured (one false alarm is "
+               f"already {100 / len(n):.2g}%): the value is shown but not judged." if not measurable else ""),
+            formula=f"max TPR over thresholds t with FPR(score ≥ t) ≤ {f:g} (no randomised tie-breaking); CI: "
+            "Clopper–Pearson on the members flagged; judged: TPR_lo > min(e^ε·FPR_hi + δ, 1 − e^(−ε)(1 − δ − FPR_hi))",
+            real_data=True, details={**sizes, "fpr": f, "true_positives": tp, "false_positives": fp,
+                                     "fpr_observed": fp / len(n),
+                                     "fpr_upper": clopper_pearson(fp, len(n))[1], "measurable": measurable,
+                                     "ci_method": "clopper-pearson"}))
     try:
         eps = empirical_epsilon(m[rng.permutation(len(m))], n[rng.permutation(len(n))], delta)
         eps_value: float | None = float(eps)

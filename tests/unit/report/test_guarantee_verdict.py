@@ -16,8 +16,10 @@ from synthhealth.report.verdict import DEFAULT_THRESHOLDS, Threshold, judge, loa
 def _ledger(seeded: bool = False) -> PrivacyLedger:
     led = PrivacyLedger(PrivacyBudget(2.0, 1e-6))
     fit = led.begin_fit("AIM", rho=0.02)
-    led.charge(LedgerEntry("discrete_gaussian", "marginal(age, sex)", 1.0, 10.0, 0.005, fit, "opendp 0.16", seeded))
-    led.charge(LedgerEntry("discrete_gaussian", "marginal(age)", 1.0, 10.0, 0.005, fit, "opendp 0.16", seeded))
+    led.charge(LedgerEntry("discrete_gaussian", "marginal(age, sex)", 1.0, 10.0, 0.005, fit, "opendp 0.16", seeded,
+                           secure=not seeded))
+    led.charge(LedgerEntry("discrete_gaussian", "marginal(age)", 1.0, 10.0, 0.005, fit, "opendp 0.16", seeded,
+                           secure=not seeded))
     return led
 
 
