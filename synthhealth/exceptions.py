@@ -17,6 +17,8 @@ __all__ = [
     "SchemaProblem",
     "FHIRFormatError",
     "DataValidationError",
+    "PatientIdError",
+    "DuplicatePatientIdError",
     "NotFittedError",
     "BudgetExceededError",
     "AccountingError",
@@ -142,6 +144,50 @@ class DataValidationError(SynthHealthError, ValueError):
         n = len(self.violations)
         lines = "\n".join(f"  - {v}" for v in self.violations)
         super().__init__(f"table does not match the schema ({n} problem{'s' if n != 1 else ''}):\n{lines}")
+
+
+class PatientIdError(DataValidationError):
+    """The table cannot show one row per patient: its patient ids are absent or incomplete.
+
+    The patient is the privacy unit: a patient with k rows is protected at about k·ε. A table
+    without ids is accepted only when the caller guarantees one row per patient
+    (``one_row_per_patient=True``), and the ledger records that the guarantee rests on it.
+
+    Parameters
+    ----------
+    violations : list of str
+        One line per problem: the id column, the constraint and a count (never an id).
+    """
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = list(violations)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        ValueError.__init__(self, f"the table does not show one row per patient (the privacy unit):\n{lines}")
+
+
+class DuplicatePatientIdError(PatientIdError):
+    """Several rows of the table carry the same patient id.
+
+    The message names the id column and how many ids (and rows) are duplicated, never the ids.
+
+    Parameters
+    ----------
+    violations : list of str
+        One line per problem: the id column, the constraint and a count (never an id).
+    column : str
+        The column (or index) holding the ids.
+    n_duplicated : int
+        How many distinct ids appear on more than one row.
+    n_rows : int
+        How many rows carry one of those ids.
+    """
+
+    def __init__(self, violations: list[str], *, column: str = "patient_id", n_duplicated: int = 0,
+                 n_rows: int = 0) -> None:
+        self.column = column
+        self.n_duplicated = n_duplicated
+        self.n_rows = n_rows
+        super().__init__(violations)
 
 
 class NotFittedError(SynthHealthError, ValueError, AttributeError):

@@ -92,7 +92,9 @@ def split(table: pd.DataFrame, holdout_frac: float = 0.2, *, random_state: Any =
     Returns
     -------
     (DataFrame, DataFrame)
-        ``train`` and ``holdout``, each in the original row order, index reset.
+        ``train`` and ``holdout``, each in the original row order, with the original index (the
+        ``patient_id`` of tables from :func:`synthhealth.flatten` or :func:`synthhealth.read_table`)
+        and ``attrs``, so that each side still shows one row per patient.
 
     Raises
     ------
@@ -121,8 +123,8 @@ def split(table: pd.DataFrame, holdout_frac: float = 0.2, *, random_state: Any =
         raise InvalidParameterError(
             f"The 'holdout_frac' parameter leaves an empty side with {n} patients. Got {holdout_frac!r} instead.")
     perm = check_random_state(random_state).permutation(n)
-    return (table.iloc[np.sort(perm[n_hold:])].reset_index(drop=True),
-            table.iloc[np.sort(perm[:n_hold])].reset_index(drop=True))
+    # the ids stay: fit() and read_table() check them again on each side
+    return table.iloc[np.sort(perm[n_hold:])], table.iloc[np.sort(perm[:n_hold])]
 
 
 def sweep_cost(epsilons: Sequence[float], *, generator: str = "mst", delta: float = 1e-6) -> SweepCost:
@@ -270,6 +272,7 @@ def sweep(
     n_synthetic: int | None = None,
     random_state: Any = None,
     progress: bool = True,
+    one_row_per_patient: bool = False,
 ) -> SweepResult:
     """Fit ``generator`` at each ε on ``real`` and measure utility against ``holdout``.
 
@@ -294,6 +297,9 @@ def sweep(
     random_state : None, int or Generator
         Seeds the fits' noise (NOT for release: use it only on stand-in data) and the metrics.
     progress : bool, default True
+    one_row_per_patient : bool, default False
+        The caller guarantees one row per patient in ``real``, which has no patient ids (passed to
+        every fit; the ledger records the guarantee as the caller's). Tables with ids are checked.
 
     Returns
     -------
@@ -356,7 +362,7 @@ def sweep(
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InsecureRandomnessWarning)
-            gen.fit(real, schema=schema, ledger=led, progress=False)
+            gen.fit(real, schema=schema, ledger=led, progress=False, one_row_per_patient=one_row_per_patient)
         fit_s = time.perf_counter() - t0
         syn = gen.sample(n_syn, random_state=None if seed is None else seed + 1)
         data = ReportData.from_tables(schema, real, holdout, syn)

@@ -64,9 +64,11 @@ def load_demo_fhir(*, strict: bool = False, progress: bool = False):  # type: ig
 def load_flchain() -> pd.DataFrame:
     """The Mayo Clinic serum free light chain cohort (7,874 patients) as one table.
 
-    Loaded from scikit-survival's bundled copy (no download): the columns of
-    ``sksurv.datasets.load_flchain()`` plus ``futime`` (days) and ``death`` (bool).
-    Read it with ``synthhealth.read_table(df, load_schema("flchain"))``.
+    Loaded from scikit-survival's bundled copy (no download): an ``id`` column (the patient id,
+    1 to 7,874 in the order of the original data; the schema declares it as ``patient_id``), the
+    columns of ``sksurv.datasets.load_flchain()``, plus ``futime`` (days) and ``death`` (bool).
+    Read it with ``synthhealth.read_table(df, load_schema("flchain"))``: the result is indexed by
+    ``patient_id``.
 
     Raises
     ------
@@ -77,7 +79,7 @@ def load_flchain() -> pd.DataFrame:
     --------
     >>> df = load_flchain()  # doctest: +SKIP
     >>> df.shape  # doctest: +SKIP
-    (7874, 11)
+    (7874, 12)
     """
     try:
         from sksurv.datasets import load_flchain as _load
@@ -90,4 +92,6 @@ def load_flchain() -> pd.DataFrame:
     df = X.copy()
     df["futime"] = y["futime"].astype(float)
     df["death"] = y["death"].astype(bool)
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df.insert(0, "id", range(1, len(df) + 1))
+    return df

@@ -27,6 +27,7 @@ from ..exceptions import InvalidParameterError, NotFittedError
 from ..privacy import DEFAULT_DELTA, NoiseSource, PrivacyBudget, PrivacyLedger
 from ..schema import PatientSchema, schema_from_dict
 from ..transform.encode import Encoder
+from ..transform.table import patient_ids
 
 __all__ = ["BaseGenerator", "MODEL_FORMAT_VERSION", "load_model"]
 
@@ -150,8 +151,14 @@ class BaseGenerator:
         schema: PatientSchema,
         ledger: str | os.PathLike[str] | PrivacyLedger | None = None,
         progress: bool = False,
+        one_row_per_patient: bool = False,
     ) -> BaseGenerator:
         """Fit the generator on a patient table (one row per patient) with (ε, δ)-DP.
+
+        The guarantee protects each patient only if each patient has one row: the table's patient
+        ids (its ``patient_id`` index, as :func:`synthhealth.flatten` and
+        :func:`synthhealth.read_table` give it, or the schema's ``patient_id`` column) are checked
+        and duplicates refused. A table without ids needs ``one_row_per_patient=True``.
 
         Parameters
         ----------
@@ -166,6 +173,12 @@ class BaseGenerator:
             small (a new file is created with this fit's budget). ``None``: a fresh in-memory ledger.
         progress : bool, default False
             Show a progress bar.
+        one_row_per_patient : bool, default False
+            The caller guarantees one row per patient for a table without patient ids (ids that are
+            present are still checked). The ledger records the fit's ``patient_ids`` as
+            ``"attested"`` (``"checked"`` when the ids were checked), and the report says that the
+            guarantee rests on the caller's statement. A table read with
+            ``read_table(..., one_row_per_patient=True)`` carries the statement already.
 
         Returns
         -------
@@ -177,6 +190,11 @@ class BaseGenerator:
             Before any data access, if the ledger cannot afford (``epsilon``, ``delta``).
         DataValidationError
             If the table does not match the schema.
+        PatientIdError
+            If the table has no patient ids and ``one_row_per_patient`` is false.
+        DuplicatePatientIdError
+            If a patient id appears on several rows (nothing is charged: the fit is recorded as
+            failed).
 
         Examples
         --------
@@ -189,6 +207,7 @@ class BaseGenerator:
         budget = self._validate_params()
         self._validate_extra_params()
         check_bool(progress, "progress", type(self).__name__ + ".fit")
+        check_bool(one_row_per_patient, "one_row_per_patient", type(self).__name__ + ".fit")
         if not isinstance(schema, PatientSchema):
             raise InvalidParameterError(
                 f"The 'schema' parameter of {type(self).__name__}.fit must be a PatientSchema (see load_schema). "
@@ -207,6 +226,11 @@ class BaseGenerator:
             fit_id = led.begin_fit(self.name, rho=0.0, epsilon=budget.epsilon, delta=budget.delta,
                                    schema_hash=schema.hash, seeded=noise.seeded, accounting="approx_dp")
         try:
+            # the privacy unit: one row per patient, checked (ids) or attested by the caller
+            _, basis = patient_ids(table, schema, one_row_per_patient=one_row_per_patient,
+                                   caller=f"{type(self).__name__}.fit")
+            led.record_patient_ids(fit_id, basis)
+            self.patient_ids_ = basis
             encoder = Encoder(schema)
             codes = encoder.encode(table)
             self.schema_ = schema
@@ -359,6 +383,7 @@ class BaseGenerator:
             "fit_id": self.fit_id_,
             "fitted_at": self.fitted_at_,
             "seeded": bool(self.seeded_),
+            "patient_ids": getattr(self, "patient_ids_", None),
             "total": float(self.total_),
             "schema_hash": self.schema_.hash,
             "schema": self.schema_.to_dict(),
@@ -478,6 +503,7 @@ def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
     gen.fit_id_ = doc["fit_id"]
     gen.budget_ = PrivacyBudget(doc["budget"]["epsilon"], doc["budget"]["delta"])
     gen.seeded_ = bool(doc["seeded"])
+    gen.patient_ids_ = doc.get("patient_ids")
     gen.fitted_at_ = doc["fitted_at"]
     gen.total_ = float(doc["total"])
     gen._set_state(doc["model"], arrays)

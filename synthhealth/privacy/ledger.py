@@ -763,6 +763,48 @@ class PrivacyLedger:
             fit["status"] = status
             self._write()
 
+    def record_patient_ids(self, fit_id: str, basis: str) -> None:
+        """Record how the fit's table is known to hold one row per patient (the privacy unit).
+
+        Parameters
+        ----------
+        fit_id : str
+            The id returned by :meth:`begin_fit`.
+        basis : {"checked", "attested"}
+            ``"checked"``: the table's patient ids were checked to be unique. ``"attested"``: the
+            table has no ids and the caller guaranteed one row per patient
+            (``one_row_per_patient=True``); the guarantee rests on that statement, and the report
+            says so.
+
+        Returns
+        -------
+        None
+            Stored as the fit's ``patient_ids`` (and written to disk for a file-backed ledger).
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``basis`` is not one of the two choices.
+        AccountingError
+            If ``fit_id`` is not a fit of this ledger.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> fit = ledger.begin_fit("example", rho=0.01)
+        >>> ledger.record_patient_ids(fit, "attested")
+        >>> ledger.fits[0]["patient_ids"]
+        'attested'
+        """
+        if basis not in ("checked", "attested"):
+            raise InvalidParameterError(
+                f"The 'basis' parameter of record_patient_ids must be 'checked' or 'attested'. Got {basis!r} instead.")
+        with self._locked():
+            self._refresh()
+            self._fit(fit_id)["patient_ids"] = basis
+            self._write()
+
     def _fit(self, fit_id: str) -> dict[str, Any]:
         for fit in self.fits:
             if fit["fit_id"] == fit_id:

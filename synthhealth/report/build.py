@@ -115,8 +115,10 @@ def model_fit_sample(model: Any) -> FitSample:
         gen = type(model)(**{**params, "random_state": seed})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InsecureRandomnessWarning)
+            # the report's own re-fits (shadow models, collapse): tables it checked, one row per patient or
+            # synthetic rows; nothing of them is released
             try:
-                gen.fit(table, schema=schema, progress=False)
+                gen.fit(table, schema=schema, progress=False, one_row_per_patient=True)
             except TypeError:  # a generator without a progress option
                 gen.fit(table, schema=schema)
         return gen.sample(len(table), random_state=seed + 1)

@@ -24,7 +24,7 @@ import pandas as pd
 from ..exceptions import InvalidParameterError
 from ..schema.model import Attribute, PatientSchema
 from ..transform.encode import Encoder
-from ..transform.table import read_table
+from ..transform.table import check_table
 
 __all__ = ["ReportData", "numeric_range"]
 
@@ -119,7 +119,9 @@ class ReportData:
                     f"The {name!r} parameter must be a pandas DataFrame. Got {type(t).__name__} instead.")
             if len(t) == 0:
                 raise InvalidParameterError(f"The {name!r} parameter must have at least one row. Got 0 rows instead.")
-            checked[name] = read_table(t, schema).reset_index(drop=True)
+            # real patients: duplicated ids refused when the tables carry ids; synthetic rows are not patients
+            ids = "ignore" if name == "synthetic" else "if_present"
+            checked[name] = check_table(t, schema, ids=ids).reset_index(drop=True)
         return cls(schema, checked["real"], checked["holdout"], checked["synthetic"])
 
     # ------------------------------------------------------------------ views

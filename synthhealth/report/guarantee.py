@@ -83,6 +83,19 @@ def _mechanisms(ledger: PrivacyLedger) -> list[dict[str, Any]]:
     return out
 
 
+def _unit_basis(fits: list[dict[str, Any]], attested: list[dict[str, Any]]) -> str:
+    """How each fit's table is known to hold one row per patient (the ledger's ``patient_ids``)."""
+    if attested:
+        return (f"ATTESTED BY THE CALLER, NOT CHECKED for {len(attested)} of {len(fits)} fits: the table had no "
+                "patient ids and the caller stated one row per patient (one_row_per_patient=True); the guarantee "
+                "rests on that statement")
+    # a fit refused before its first measurement (e.g. for duplicated ids) records nothing
+    ran = [f for f in fits if f.get("status") != "failed" or f.get("patient_ids")]
+    if ran and all(f.get("patient_ids") == "checked" for f in ran):
+        return "checked: every fit's table had patient ids, and no id appeared on two rows"
+    return "not recorded by this ledger (written before patient ids were checked)"
+
+
 def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
                       generator: str | None = None, fit_id: str | None = None) -> tuple[Section, dict[str, Any]]:
     """Build the privacy-guarantee section from a ledger (or say that no guarantee is known).
@@ -139,6 +152,12 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
     if not seeded and total.n_entries and not total.secure:
         sec.intro += (" WARNING: at least one measurement drew its noise from a sampler that is not cryptographically "
                       "secure, so this run is NOT FOR RELEASE.")
+    # the privacy unit: one row per patient, checked on the ids or stated by the caller
+    attested = [f for f in fits if f.get("patient_ids") == "attested"]
+    if attested:
+        sec.intro += (f" NOTE: for {len(attested)} of the {len(fits)} fits the table had no patient ids, and the "
+                      "guarantee rests on the caller's statement that it holds one row per patient "
+                      "(one_row_per_patient=True): a patient with k rows would be protected at about k·ε only.")
     if seeded:
         sec.intro += (" WARNING: at least one measurement used seeded (reproducible) randomness. Seeded noise can be "
                       "reproduced by anyone with the seed, so the guarantee does not hold: this run is NOT FOR RELEASE.")
@@ -152,6 +171,7 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
     libs = sorted({e.library for e in ledger.entries})
     sec.facts = [
         ("Unit of privacy", f"{total.unit} (each patient contributes exactly one bounded row)"),
+        ("One row per patient", _unit_basis(fits, attested)),
         ("Neighbouring datasets", total.neighbouring),
         ("ε spent (all fits on this ledger)", _fmt(eps, 4)),
         ("δ", _fmt(delta)),
@@ -213,5 +233,5 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
     ]
     info = {"epsilon": eps, "delta": delta, "seeded": seeded, "has_guarantee": True, "mechanisms": mechs,
             "fits": [{k: f.get(k) for k in ("fit_id", "generator", "accounting", "epsilon", "delta", "status",
-                                             "started", "finished", "schema_hash", "seeded")} for f in fits]}
+                                             "started", "finished", "schema_hash", "seeded", "patient_ids")} for f in fits]}
     return sec, info

@@ -32,7 +32,8 @@ from .model import (
 __all__ = ["load_schema", "schema_from_dict", "schema_path", "bundled_schemas"]
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TOP_KEYS = {"synthhealth_schema", "name", "version", "description", "reference_date", "value_sets", "attributes"}
+_TOP_KEYS = {"synthhealth_schema", "name", "version", "description", "reference_date", "value_sets", "attributes",
+             "patient_id"}
 _ATTR_KEYS = {
     "name", "type", "description", "fhir", "column", "role", "missing", "categories", "other", "bounds",
     "bins", "unit", "integer", "out_of_bounds", "cap", "true_values", "false_values",
@@ -528,6 +529,16 @@ def schema_from_dict(doc: Mapping[str, Any], source: str | None = None) -> Patie
         roles = [a.name for a in attributes if a.role == "time"]
         if len(roles) > 1:
             probs.add("attributes", f"at most one attribute may have role 'time', got {roles}")
+    patient_id = doc.get("patient_id")
+    if patient_id is not None:
+        if not isinstance(patient_id, str) or not patient_id.strip():
+            probs.add("patient_id", f"must be a non-empty column name, got {_fmt(patient_id)}")
+            patient_id = None
+        else:
+            clash = [a.name for a in attributes if patient_id in (a.name, a.source_column)]
+            if clash:
+                probs.add("patient_id", f"column {patient_id!r} is also attribute {clash[0]!r}: the patient id is "
+                                        "the privacy unit's key, never an attribute")
     if probs.items:
         raise SchemaError(probs.items, source)
     desc = doc.get("description", "")
@@ -539,6 +550,7 @@ def schema_from_dict(doc: Mapping[str, Any], source: str | None = None) -> Patie
         attributes=tuple(attributes),
         description=desc if isinstance(desc, str) else "",
         value_sets=value_sets,
+        patient_id=patient_id,
         document=_jsonable(copy.deepcopy(dict(doc))),
         source=source,
     )

@@ -225,6 +225,10 @@ class PatientSchema:
         The columns, in order.
     value_sets : dict
         Named code lists that attributes refer to.
+    patient_id : str or None
+        The column of plain tables that holds the patient id (the privacy unit: one row per
+        patient, checked by :func:`synthhealth.read_table`). ``None``: tables carry the id in a
+        ``patient_id`` column or index, as :func:`synthhealth.flatten` writes it.
     source : str or None
         The file it was loaded from.
 
@@ -242,6 +246,7 @@ class PatientSchema:
     attributes: tuple[Attribute, ...]
     description: str = ""
     value_sets: dict[str, tuple[Code, ...]] = field(default_factory=dict)
+    patient_id: str | None = None
     document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     source: str | None = field(default=None, compare=False)
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..exceptions import DataValidationError, InvalidParameterError
 from ..schema.model import Attribute, PatientSchema
-from .table import read_table
+from .table import check_table
 
 __all__ = ["Encoder", "encode", "decode"]
 
@@ -111,8 +111,9 @@ class Encoder:
     def encode(self, table: pd.DataFrame) -> np.ndarray:
         """Integer codes (n_rows × n_attributes, ``int64``) of a table in schema form.
 
-        The table is first checked with :func:`synthhealth.read_table` (declared bounding applied,
-        every violation listed), so codes are always inside the public domain.
+        The table is first checked with :func:`synthhealth.read_table`'s rules (declared bounding
+        applied, every violation listed), so codes are always inside the public domain. Patient ids
+        are not looked at here: :meth:`synthhealth.generators.base.BaseGenerator.fit` checks them.
 
         Raises
         ------
@@ -122,7 +123,7 @@ class Encoder:
         if not isinstance(table, pd.DataFrame):
             raise InvalidParameterError(
                 f"The 'table' parameter must be a pandas DataFrame. Got {type(table).__name__} instead.")
-        checked = read_table(table, self.schema)
+        checked = check_table(table, self.schema, ids="ignore")
         n = len(checked)
         codes = np.empty((n, len(self.specs)), dtype=np.int64)
         for j, spec in enumerate(self.specs):

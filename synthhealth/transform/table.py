@@ -10,14 +10,113 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._validation import check_choice
-from ..exceptions import DataValidationError, InvalidParameterError
+from .._validation import check_bool, check_choice
+from ..exceptions import DataValidationError, DuplicatePatientIdError, InvalidParameterError, PatientIdError
 from ..schema.model import Attribute, PatientSchema
 from .flatten import AttributeCounts, FlattenReport
 
-__all__ = ["read_table", "write_table", "load_table_file"]
+__all__ = ["read_table", "check_table", "write_table", "load_table_file", "PATIENT_ID", "patient_ids"]
 
 _MAX_ROWS_SHOWN = 5
+
+#: Name of the patient id column or index of tables in schema form (as :func:`synthhealth.flatten` writes it).
+PATIENT_ID = "patient_id"
+#: How a table's one-row-per-patient property is known (recorded in the table, the ledger and the report).
+ID_CHECKED = "checked"
+ID_ATTESTED = "attested"
+
+
+def _find_ids(df: pd.DataFrame, schema: PatientSchema) -> tuple[str | None, Any, bool]:
+    """(name, values, from_index) of the patient ids of ``df``; name ``None`` when it has none.
+
+    Looked up in this order: the schema's declared ``patient_id`` column, a ``patient_id`` column
+    (tables in schema form written by :func:`write_table` as CSV), an index of either name.
+    """
+    names = [n for n in (schema.patient_id, PATIENT_ID) if n is not None]
+    for n in names:
+        if n in df.columns:
+            col = df[n]
+            if isinstance(col, pd.DataFrame):
+                raise PatientIdError([f"patient id column {n!r}: appears more than once"])
+            return n, col.to_numpy(dtype=object), False
+    if df.index.name is not None and df.index.name in names:
+        return str(df.index.name), df.index.to_numpy(dtype=object), True
+    return None, None, False
+
+
+def patient_ids(table: pd.DataFrame, schema: PatientSchema, *, one_row_per_patient: bool = False,
+                caller: str = "read_table") -> tuple[pd.Index | None, str]:
+    """Find and check the patient ids of a table: the privacy unit is the patient.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table, in source form (the schema's ``patient_id`` column) or schema form (a
+        ``patient_id`` column or index, as :func:`synthhealth.flatten` and :func:`read_table`
+        give it).
+    schema : PatientSchema
+        Its schema (declares the id column in ``patient_id``).
+    one_row_per_patient : bool, default False
+        The caller guarantees one row per patient: a table without ids is accepted (ids that are
+        present are still checked).
+    caller : str, default "read_table"
+        Named in the error messages.
+
+    Returns
+    -------
+    (pandas.Index or None, str)
+        The ids as an index named ``patient_id`` (``None`` without ids), and how one row per
+        patient is known: ``"checked"`` (unique ids) or ``"attested"`` (no ids; the caller's
+        guarantee, also when the table was read with ``one_row_per_patient=True``).
+
+    Raises
+    ------
+    PatientIdError
+        If the table has no ids and nobody guarantees one row per patient, or some rows have no id.
+    DuplicatePatientIdError
+        If ids repeat; the message gives the column and how many ids and rows, never an id.
+
+    Examples
+    --------
+    >>> import pandas as pd, synthhealth as sh
+    >>> schema = sh.load_schema("flchain")
+    >>> ids, how = patient_ids(pd.DataFrame({"id": [3, 7]}), schema)
+    >>> list(ids), how
+    ([3, 7], 'checked')
+    >>> patient_ids(pd.DataFrame({"id": [3, 3, 7]}), schema)
+    Traceback (most recent call last):
+    ...
+    synthhealth.exceptions.DuplicatePatientIdError: the table does not show one row per patient (the privacy unit):
+      - patient id column 'id': 1 ids appear on more than one row (2 rows); each patient must have exactly one row
+    """
+    name, values, from_index = _find_ids(table, schema)
+    if name is None:
+        meta = table.attrs.get("synthhealth") if isinstance(table.attrs, dict) else None
+        if one_row_per_patient or (isinstance(meta, dict) and meta.get("patient_ids") == ID_ATTESTED):
+            return None, ID_ATTESTED
+        declared = f"the schema's patient_id column {schema.patient_id!r}" if schema.patient_id else \
+            "a 'patient_id' column (declare the id column with 'patient_id:' in the schema)"
+        raise PatientIdError([
+            f"patient id: the table has none ({declared}, or an index named 'patient_id'). A patient with k rows "
+            f"would be protected at about k times epsilon: give the ids, or pass one_row_per_patient=True to "
+            f"{caller} to guarantee one row per patient yourself (the ledger and the report then say that the "
+            f"guarantee rests on it)"])
+    what = f"patient id {'index' if from_index else 'column'} {name!r}"
+    ids = pd.Index(values, name=PATIENT_ID, dtype=object)
+    text = pd.Series(values, dtype=object)
+    missing = text.isna().to_numpy(dtype=bool) | (text.astype("string").str.strip() == "").fillna(True).to_numpy(dtype=bool)
+    if missing.any():
+        raise PatientIdError([f"{what}: {int(missing.sum())} rows have no patient id ({_rows(missing)})"])
+    # "7" read from a CSV and 7.0 from a float column are the same id
+    keys = pd.Series([_as_text(v) for v in values], dtype=object)
+    dup = keys.duplicated(keep=False).to_numpy(dtype=bool)
+    if dup.any():
+        n_ids = int(keys[dup].nunique())
+        n_rows = int(dup.sum())
+        raise DuplicatePatientIdError(
+            [f"{what}: {n_ids} ids appear on more than one row ({n_rows} rows); each patient must have exactly "
+             f"one row"], column=name, n_duplicated=n_ids, n_rows=n_rows)
+    return ids, ID_CHECKED
 
 
 def load_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -256,8 +355,14 @@ def read_table(
     schema: PatientSchema,
     *,
     on_violation: str = "raise",
+    one_row_per_patient: bool = False,
 ) -> pd.DataFrame:
     """Read a plain table (one row per patient) and check it against a schema.
+
+    The patient is the privacy unit, so the table must show one row per patient: the ids are
+    read from the schema's ``patient_id`` column (or a ``patient_id`` column or index, as
+    :func:`synthhealth.flatten` and :func:`write_table` leave them), and duplicated or missing ids
+    are refused. A table without ids is accepted only with ``one_row_per_patient=True``.
 
     Declared bounding is always applied and counted: numbers outside ``bounds`` are
     clipped (or set missing with ``out_of_bounds: missing``), counts above ``cap`` are
@@ -278,33 +383,57 @@ def read_table(
         none is allowed) in one :class:`DataValidationError`. ``"coerce"``: map violating
         values to missing and count them as out of domain (attributes with
         ``missing: false`` have no missing state, so their violations still raise).
+    one_row_per_patient : bool, default False
+        The caller guarantees that the table has one row per patient: a table without patient ids
+        is accepted (ids that are present are still checked). The guarantee then rests on this
+        statement, and the table, the ledger of any fit and the report record it (``"attested"``).
 
     Returns
     -------
     pandas.DataFrame
         Columns named and ordered like the schema's attributes, typed like
-        :func:`synthhealth.flatten`'s output; ``df.attrs["synthhealth"]`` holds the counts.
+        :func:`synthhealth.flatten`'s output and indexed by ``patient_id`` (the input's index when
+        the table has no ids); ``df.attrs["synthhealth"]`` holds the counts and ``patient_ids``:
+        ``"checked"`` or ``"attested"``.
 
     Raises
     ------
     DataValidationError
         Listing every violation (column, constraint, how many, which rows); values from the
         table are never echoed.
+    PatientIdError
+        If the table has no patient ids and ``one_row_per_patient`` is false, or some rows have
+        no id.
+    DuplicatePatientIdError
+        If a patient id appears on several rows (the message names the column and how many ids
+        are duplicated, never an id).
 
     Examples
     --------
     >>> import pandas as pd, synthhealth as sh
     >>> schema = sh.load_schema("flchain")
-    >>> df = pd.DataFrame({"age": [61], "sex": ["F"], "sample.yr": [1997], "kappa": [1.2],
+    >>> df = pd.DataFrame({"id": [1], "age": [61], "sex": ["F"], "sample.yr": [1997], "kappa": [1.2],
     ...     "lambda": [1.5], "flc.grp": [4], "creatinine": [None], "mgus": ["no"],
     ...     "futime": [3000], "death": [False], "chapter": [None]})
     >>> sh.read_table(df, schema)["sample_yr"].iloc[0]
     '1997'
     """
+    return check_table(data, schema, on_violation=on_violation, one_row_per_patient=one_row_per_patient)
+
+
+def check_table(data: str | os.PathLike[str] | pd.DataFrame, schema: PatientSchema, *, on_violation: str = "raise",
+                one_row_per_patient: bool = False, ids: str = "require") -> pd.DataFrame:
+    """:func:`read_table`, with a choice of what is done with the patient ids (internal callers).
+
+    ``ids="require"`` is :func:`read_table`'s contract; ``"if_present"`` checks the ids when the
+    table has them (real tables inside the report); ``"ignore"`` skips them (synthetic tables, whose
+    rows are not patients) and keeps the input's index.
+    """
     if not isinstance(schema, PatientSchema):
         raise InvalidParameterError(
             f"The 'schema' parameter of read_table must be a PatientSchema (see load_schema). Got {type(schema).__name__} instead.")
     check_choice(on_violation, "on_violation", ("raise", "coerce"), "read_table")
+    check_bool(one_row_per_patient, "one_row_per_patient", "read_table")
     if isinstance(data, pd.DataFrame):
         df = data
     elif isinstance(data, (str, os.PathLike)):
@@ -312,6 +441,11 @@ def read_table(
     else:
         raise InvalidParameterError(
             f"The 'data' parameter of read_table must be a path or a pandas DataFrame. Got {type(data).__name__} instead.")
+    check_choice(ids, "ids", ("require", "if_present", "ignore"), "check_table")
+    index: pd.Index | None = None
+    basis: str | None = None
+    if ids == "require" or (ids == "if_present" and _find_ids(df, schema)[0] is not None):
+        index, basis = patient_ids(df, schema, one_row_per_patient=one_row_per_patient, caller="read_table")
     checker = _Checker(on_violation == "coerce")
     # a table already in schema form (e.g. written by write_table) uses the attribute names
     source = {a.name: a.source_column if a.source_column in df.columns else a.name for a in schema.attributes}
@@ -331,8 +465,11 @@ def read_table(
             columns[a.name] = checker.column(a, col, counts[a.name])
     if checker.violations:
         raise DataValidationError(checker.violations)
-    out = pd.DataFrame(columns, index=df.index)
+    out = pd.DataFrame(columns, index=df.index if index is None else index)
     report = FlattenReport(schema.name, schema.hash, len(out), counts, {})
-    ignored = [str(c) for c in df.columns if c not in set(source.values())]
+    id_cols = {n for n in (schema.patient_id, PATIENT_ID) if n is not None}
+    ignored = [str(c) for c in df.columns if c not in set(source.values()) and c not in id_cols]
     out.attrs["synthhealth"] = {"kind": "table", **report.to_dict(), "ignored_columns": ignored}
+    if basis is not None:
+        out.attrs["synthhealth"]["patient_ids"] = basis
     return out

@@ -48,7 +48,7 @@ def small_table(n: int = 1500, seed: int = 0) -> pd.DataFrame:
     dm = rng.random(n) < 0.05 + 0.5 * (age > 60)
     bmi = np.where(rng.random(n) < 0.2, np.nan, rng.normal(27, 5, n).clip(10, 60))
     return pd.DataFrame({"sex": rng.choice(["F", "M"], n), "age": age, "dm": dm,
-                         "visits": rng.integers(0, 5, n), "bmi": bmi})
+                         "visits": rng.integers(0, 5, n), "bmi": bmi}).rename_axis("patient_id")
 
 
 @pytest.fixture(scope="module", autouse=True)

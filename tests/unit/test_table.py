@@ -13,6 +13,7 @@ import synthhealth as sh
 
 def flchain_rows() -> pd.DataFrame:
     return pd.DataFrame({
+        "id": [101, 102, 103],  # the schema's patient_id column
         "age": [61, 97, 50.4],
         "sex": ["F", "M", "F"],
         "sample.yr": [1997, 2003, 1995],
@@ -65,10 +66,10 @@ def test_every_violation_listed_without_values(flchain_schema: sh.PatientSchema)
 def test_counts_violations_and_cap() -> None:
     schema = sh.load_schema({"synthhealth_schema": 1, "name": "c", "version": "1", "reference_date": "2020-01-01",
                              "attributes": [{"name": "n", "type": "count", "cap": 5}]})
-    t = sh.read_table(pd.DataFrame({"n": [0, 9, None]}), schema)
+    t = sh.read_table(pd.DataFrame({"n": [0, 9, None]}), schema, one_row_per_patient=True)
     assert t["n"].tolist() == [0, 5, pd.NA] and sh.report_of(t).attributes["n"].capped == 1  # type: ignore[union-attr]
     with pytest.raises(sh.DataValidationError) as info:
-        sh.read_table(pd.DataFrame({"n": [-1, 2.5, 3]}), schema)
+        sh.read_table(pd.DataFrame({"n": [-1, 2.5, 3], "patient_id": ["a", "b", "c"]}), schema)
     assert info.value.violations == ["column 'n' (n): 1 negative counts (rows 0)",
                                      "column 'n' (n): 1 counts that are not integers (rows 1)"]
 
@@ -89,6 +90,7 @@ def test_files_round_trip(tmp_path: Path, flchain_schema: sh.PatientSchema) -> N
         assert back["kappa"].tolist() == t["kappa"].tolist()
         assert back["sample_yr"].tolist() == t["sample_yr"].tolist()
         assert back["mgus"].tolist() == t["mgus"].tolist()
+        assert back.index.name == "patient_id" and [str(i) for i in back.index] == ["101", "102", "103"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.parquet"]  # no temporary files left
 
 
@@ -117,9 +119,97 @@ def test_flchain_example(flchain_schema: sh.PatientSchema) -> None:
     pytest.importorskip("sksurv")
     df = sh.datasets.load_flchain()
     t = sh.read_table(df, flchain_schema)
-    assert t.shape == (7874, 11)
+    assert t.shape == (7874, 11) and t.index.is_unique and t.index.name == "patient_id"
     assert t["creatinine"].isna().sum() == 1350 and t["chapter"].isna().sum() == 5705
     assert t["death"].sum() == 2169
     for a in flchain_schema:
         if a.type == "numeric":
             assert t[a.name].dropna().between(*a.bounds).all()  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ the privacy unit: patient ids
+def test_ids_become_the_index_and_are_checked(flchain_schema: sh.PatientSchema) -> None:
+    t = sh.read_table(flchain_rows(), flchain_schema)
+    assert t.index.name == "patient_id" and list(t.index) == [101, 102, 103]
+    assert t.attrs["synthhealth"]["patient_ids"] == "checked"
+    assert "id" not in t.attrs["synthhealth"]["ignored_columns"]
+    # a table in schema form (a patient_id column, or index) is read again with its ids
+    back = sh.read_table(t.reset_index(), flchain_schema)
+    assert list(back.index) == [101, 102, 103]
+    assert list(sh.read_table(t, flchain_schema).index) == [101, 102, 103]
+
+
+def test_duplicated_ids_refused_without_values(flchain_schema: sh.PatientSchema) -> None:
+    df = pd.concat([flchain_rows(), flchain_rows().iloc[:2]], ignore_index=True)
+    df["id"] = ["secret-1", "secret-2", "secret-3", "secret-1", "secret-2"]
+    with pytest.raises(sh.DuplicatePatientIdError) as info:
+        sh.read_table(df, flchain_schema)
+    err = info.value
+    assert isinstance(err, sh.PatientIdError) and isinstance(err, sh.DataValidationError)
+    assert isinstance(err, sh.SynthHealthError) and isinstance(err, ValueError)
+    assert (err.column, err.n_duplicated, err.n_rows) == ("id", 2, 4)
+    assert "patient id column 'id': 2 ids appear on more than one row (4 rows)" in str(err)
+    assert "secret" not in str(err)
+    # 7 (int) and "7" / 7.0 (CSV, floats) are the same patient
+    df2 = flchain_rows()
+    df2["id"] = [7, "7", 8.0]
+    with pytest.raises(sh.DuplicatePatientIdError, match="1 ids appear on more than one row"):
+        sh.read_table(df2, flchain_schema)
+    # the caller's guarantee does not override ids that show duplicates
+    with pytest.raises(sh.DuplicatePatientIdError):
+        sh.read_table(df, flchain_schema, one_row_per_patient=True)
+
+
+def test_duplicated_index_ids_refused(core_schema: sh.PatientSchema) -> None:
+    t = sh.flatten(sh.datasets.demo_fhir_path(), core_schema)
+    twice = pd.concat([t, t.iloc[:3]])
+    with pytest.raises(sh.DuplicatePatientIdError, match="patient id index 'patient_id': 3 ids appear"):
+        sh.read_table(twice, core_schema)
+
+
+def test_missing_ids_refused(flchain_schema: sh.PatientSchema) -> None:
+    df = flchain_rows()
+    df["id"] = [1, None, " "]
+    with pytest.raises(sh.PatientIdError, match=r"patient id column 'id': 2 rows have no patient id \(rows 1, 2\)"):
+        sh.read_table(df, flchain_schema)
+
+
+def test_no_ids_needs_the_callers_guarantee(flchain_schema: sh.PatientSchema) -> None:
+    df = flchain_rows().drop(columns=["id"])
+    with pytest.raises(sh.PatientIdError, match="one_row_per_patient=True") as info:
+        sh.read_table(df, flchain_schema)
+    assert not isinstance(info.value, sh.DuplicatePatientIdError)
+    assert "'id'" in str(info.value)  # names the declared column
+    t = sh.read_table(df, flchain_schema, one_row_per_patient=True)
+    assert t.attrs["synthhealth"]["patient_ids"] == "attested" and len(t) == 3
+    # the statement travels with the table (a second read, e.g. inside fit, needs no flag)
+    assert sh.read_table(t, flchain_schema).attrs["synthhealth"]["patient_ids"] == "attested"
+    with pytest.raises(sh.InvalidParameterError, match="'one_row_per_patient' parameter of read_table"):
+        sh.read_table(df, flchain_schema, one_row_per_patient="yes")  # type: ignore[arg-type]
+
+
+def test_split_and_writers_keep_the_ids(tmp_path: Path, flchain_schema: sh.PatientSchema) -> None:
+    pytest.importorskip("sksurv")
+    t = sh.read_table(sh.datasets.load_flchain().iloc[:200], flchain_schema)
+    train, hold = sh.split(t, 0.25, random_state=0)
+    assert train.index.name == hold.index.name == "patient_id"
+    assert set(train.index) | set(hold.index) == set(t.index) and not set(train.index) & set(hold.index)
+    for name in ("train.csv", "train.parquet"):
+        back = sh.read_table(sh.write_table(train, tmp_path / name), flchain_schema)
+        assert [str(i) for i in back.index] == [str(i) for i in train.index]
+        assert back.attrs["synthhealth"]["patient_ids"] == "checked"
+
+
+def test_schema_declares_the_id_column() -> None:
+    doc = {"synthhealth_schema": 1, "name": "c", "version": "1", "reference_date": "2020-01-01",
+           "patient_id": "mrn", "attributes": [{"name": "n", "type": "count", "cap": 5}]}
+    schema = sh.load_schema(doc)
+    assert schema.patient_id == "mrn"
+    t = sh.read_table(pd.DataFrame({"mrn": ["x", "y"], "n": [1, 2]}), schema)
+    assert list(t.index) == ["x", "y"]
+    for bad, message in (("n", "is also attribute 'n'"), ("", "must be a non-empty column name"),
+                         (3, "must be a non-empty column name")):
+        with pytest.raises(sh.SchemaError, match=message):
+            sh.load_schema({**doc, "patient_id": bad})
+    assert sh.load_schema("flchain").patient_id == "id"
+    assert sh.load_schema("core-patient").patient_id == "patient_id"

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..._validation import check_positive_int, check_random_state
 from ...exceptions import InvalidParameterError
-from ...transform.table import read_table
+from ...transform.table import check_table
 from ..data import ReportData
 from ..model import Figure, Metric
 from .distance import _check_common, nearest_distances
@@ -94,7 +94,7 @@ def _describe(data: ReportData, table: pd.DataFrame, who: str) -> tuple[np.ndarr
         raise InvalidParameterError(
             f"The output of 'fit_sample' ({who}) must be a non-empty DataFrame. Got "
             f"{type(table).__name__} with {len(table) if hasattr(table, '__len__') else '?'} rows instead.")
-    checked = read_table(table, data.schema).reset_index(drop=True)
+    checked = check_table(table, data.schema, ids="ignore").reset_index(drop=True)  # synthetic rows
     view = ReportData(data.schema, checked, checked, checked)
     return view.codes("synthetic"), view.embedding("synthetic")
 
