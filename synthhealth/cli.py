@@ -550,6 +550,79 @@ def schema_check(source: str) -> None:
         click.echo(f"  {a.name:<{width}}  {a.type:<11} {a.n_bins():>3} states  {src}")
 
 
+# -------------------------------------------------------------------------- ledger
+@main.group()
+def ledger() -> None:
+    """Inspect a privacy ledger and recover it after a crashed fit."""
+
+
+def _print_reservations(led: sh.PrivacyLedger) -> list[Any]:
+    held = led.reservations()
+    for r in held:
+        colour = {"live": None, "stale": "red", "unknown": "yellow"}[r.state]
+        click.secho(f"  {r}", fg=colour)
+    return held
+
+
+@ledger.command("status")
+@click.argument("path", metavar="LEDGER", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_errors
+def ledger_status(path: Path) -> None:
+    """Budget, spending, fits and the reservations of running fits (stale ones flagged)."""
+    led = sh.PrivacyLedger.load(path)
+    total = led.total()
+    click.echo(f"ledger {path}: budget {led.budget}" + (f", dataset {led.dataset}" if led.dataset else ""))
+    click.echo(f"spent: {total}")
+    states: dict[str, int] = {}
+    for f in led.fits:
+        states[str(f.get("status"))] = states.get(str(f.get("status")), 0) + 1
+    click.echo(f"fits: {len(led.fits)}" + (" (" + ", ".join(f"{v} {k}" for k, v in sorted(states.items())) + ")"
+                                          if states else ""))
+    rho = led.remaining_rho()
+    if any(e.accounting == "approx_dp" for e in led.entries):
+        click.echo(f"remaining: rho={rho:.6g} for zCDP fits")
+    else:
+        click.echo(f"remaining: epsilon={led.remaining_epsilon():.4g} (rho={rho:.6g}) for zCDP fits")
+    if not led.reservations():
+        click.echo("reservations: none")
+        return
+    click.echo("reservations (planned cost of running fits, counted as spent until they end):")
+    held = _print_reservations(led)
+    stale = [r for r in held if r.state == "stale"]
+    if stale:
+        click.secho(f"{len(stale)} STALE reservation{'s' if len(stale) > 1 else ''} (the process is gone): "
+                    f"{'they count' if len(stale) > 1 else 'it counts'} as spent until cleared with "
+                    f"`synthhealth ledger clear-stale {path}`", fg="red")
+    if any(r.state == "unknown" for r in held):
+        click.echo("reservations marked UNKNOWN cannot be checked from here; if you know such a fit is not running, "
+                   f"clear it with `synthhealth ledger clear-stale {path} --fit FIT_ID`")
+
+
+@ledger.command("clear-stale")
+@click.argument("path", metavar="LEDGER", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--fit", "fit_ids", multiple=True, metavar="FIT_ID",
+              help="Clear exactly this reservation (repeatable), also one that cannot be checked from here "
+                   "(another host, an older ledger): you vouch that the fit is not running. Never a running one.")
+@_errors
+def ledger_clear_stale(path: Path, fit_ids: tuple[str, ...]) -> None:
+    """Release the reservations of fits whose process is gone (crashed or killed).
+
+    The measurements those fits charged stay in the ledger and keep counting; only the planned
+    cost they never charged goes back to the budget. The fits are marked 'abandoned'.
+    """
+    led = sh.PrivacyLedger.load(path)
+    cleared = led.clear_stale(list(fit_ids) if fit_ids else None)
+    if not cleared:
+        click.echo("no stale reservation: nothing cleared")
+    for r in cleared:
+        click.echo(f"cleared {r}")
+    left = led.reservations()
+    if left:
+        click.echo(f"{len(left)} reservation{'s' if len(left) > 1 else ''} left:")
+        _print_reservations(led)
+    click.echo(f"spent: {led.total()}")
+
+
 # ------------------------------------------------------------------------ validate
 @main.command()
 @click.argument("path", nargs=-1, required=True)

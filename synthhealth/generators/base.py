@@ -333,7 +333,9 @@ class BaseGenerator:
         """Save the fitted model to a folder: ``model.json`` + ``arrays.npz`` (no pickle).
 
         The folder holds the public schema, the model's noisy statistics and the privacy ledger,
-        never a real record. It is written to a temporary folder and renamed at the end.
+        never a real record. Times are kept at day resolution (the fit's date, the ledger's
+        fits and entries) and the processes that ran fits are not recorded, so no fit duration can
+        be read from the folder. It is written to a temporary folder and renamed at the end.
 
         Parameters
         ----------
@@ -381,7 +383,9 @@ class BaseGenerator:
             "synthhealth_version": version("synthhealth"),
             "params": _jsonable(params),
             "fit_id": self.fit_id_,
-            "fitted_at": self.fitted_at_,
+            # day resolution, here and in the ledger copy: fit times (which grow with the number of
+            # patients) must not be readable from a shipped model
+            "fitted_at": str(self.fitted_at_)[:10],
             "seeded": bool(self.seeded_),
             "patient_ids": getattr(self, "patient_ids_", None),
             "total": float(self.total_),
@@ -389,7 +393,7 @@ class BaseGenerator:
             "schema": self.schema_.to_dict(),
             "budget": self.budget_.to_dict(),
             "spent": self.ledger_.total(self.fit_id_).to_dict(),
-            "ledger": self.ledger_.to_dict(),
+            "ledger": self.ledger_.to_dict(times="day"),
             "model": meta,
         }
         out.parent.mkdir(parents=True, exist_ok=True)

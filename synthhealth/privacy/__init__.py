@@ -6,7 +6,7 @@ names, sensitivities, noise scales and costs.
 
 from .accounting import cdp_delta, cdp_epsilon, cdp_rho, exponential_rho, gaussian_rho, gaussian_sigma
 from .budget import DEFAULT_DELTA, PrivacyBudget
-from .ledger import LedgerEntry, LedgerTotal, PrivacyLedger
+from .ledger import LedgerEntry, LedgerTotal, PrivacyLedger, Reservation
 from .mechanisms import NoiseSource, Release
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "PrivacyBudget",
     "PrivacyLedger",
     "Release",
+    "Reservation",
     "cdp_delta",
     "cdp_epsilon",
     "cdp_rho",

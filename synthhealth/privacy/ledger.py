@@ -12,7 +12,11 @@ of the zCDP part: conservative, never optimistic.
 A file-backed ledger can be shared by several fits on the same data: each fit declares its
 planned cost first, and the ledger refuses (``BudgetExceededError``) before any data is
 touched when the remaining budget is too small. Concurrent processes are serialised with a
-lock file.
+lock file, and a running fit *reserves* its planned cost in the file until it ends: a second
+fit started meanwhile sees the reservation and is refused before it touches data. A
+reservation records the process (pid, host) that holds it; the reservation of a process that
+died mid-fit is reported as stale and still counts against the budget until it is cleared
+explicitly (:meth:`PrivacyLedger.clear_stale`, ``synthhealth ledger clear-stale``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import math
 import os
 import platform
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -35,12 +40,13 @@ from ..exceptions import AccountingError, BudgetExceededError, InvalidParameterE
 from .accounting import cdp_epsilon
 from .budget import PrivacyBudget
 
-__all__ = ["LedgerEntry", "PrivacyLedger", "LedgerTotal", "LEDGER_FORMAT_VERSION"]
+__all__ = ["LedgerEntry", "PrivacyLedger", "LedgerTotal", "Reservation", "LEDGER_FORMAT_VERSION"]
 
 LEDGER_FORMAT = "synthhealth-privacy-ledger"
 """The ``format`` field of every ledger file: :meth:`PrivacyLedger.load` refuses other files."""
 LEDGER_FORMAT_VERSION = 1
 """Version of the ledger file format written and read by this release."""
+_FIT_TIMES = ("started", "finished", "cleared")
 _TOL = 1e-9  # relative slack for float round-off when comparing spent with budget
 
 UNIT = "patient"
@@ -61,6 +67,108 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:  # pragma: no cover
             pass
     return out
+
+
+def _day(stamp: Any) -> Any:
+    """An ISO 8601 time at day resolution (``"2026-12-08"``); other values unchanged."""
+    return stamp[:10] if isinstance(stamp, str) and len(stamp) >= 10 else stamp
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) of a Linux process; ``None`` where unknown."""
+    try:
+        text = Path(f"/proc/{int(pid)}/stat").read_text(encoding="ascii", errors="replace")
+        fields = text.rpartition(")")[2].split()
+        return fields[0], int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _owner() -> dict[str, Any]:
+    """Who holds a reservation: this process (pid, host, and on Linux its boot and start time)."""
+    owner: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
+    boot, stat = _boot_id(), _proc_stat(os.getpid())
+    if boot:
+        owner["boot_id"] = boot
+    if stat is not None:
+        owner["process_start"] = stat[1]
+    return owner
+
+
+def _owner_state(owner: Any) -> tuple[str, str]:
+    """``("live" | "stale" | "unknown", why)`` for the process that holds a reservation.
+
+    ``stale`` only when the process is proven gone (same host: no such pid, a zombie, another
+    process now under that pid, or a reboot since); ``unknown`` when it cannot be checked.
+    """
+    if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int) or not owner.get("host"):
+        return "unknown", "no owner recorded (written by an older release, or a copy without it)"
+    pid, host = owner["pid"], str(owner["host"])
+    if host != socket.gethostname():
+        return "unknown", f"process {pid} on another host ({host}): cannot be checked from here"
+    if os.name != "posix":  # pragma: no cover - os.kill(pid, 0) is not a probe on Windows
+        return "unknown", f"process {pid} on {host}: cannot be checked on this platform"
+    boot = _boot_id()
+    if owner.get("boot_id") and boot and owner["boot_id"] != boot:
+        return "stale", f"process {pid} on {host} ran before the machine was restarted"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "stale", f"process {pid} on {host} is gone"
+    except PermissionError:
+        pass  # it exists (another user's)
+    except OSError as exc:  # pragma: no cover
+        return "unknown", f"process {pid} on {host}: cannot be checked ({type(exc).__name__})"
+    stat = _proc_stat(pid)
+    if stat is not None:
+        if stat[0] in ("Z", "X"):
+            return "stale", f"process {pid} on {host} has exited"
+        if owner.get("process_start") is not None and stat[1] != owner["process_start"]:
+            return "stale", f"process {pid} on {host} is gone (its pid now belongs to another process)"
+    return "live", f"process {pid} on {host} is running"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The planned cost that a running fit holds in a ledger (returned by :meth:`PrivacyLedger.reservations`).
+
+    Attributes
+    ----------
+    fit_id, generator : str
+        The fit holding it.
+    accounting : str
+        ``"zcdp"`` (the reservation is ``rho``) or ``"approx_dp"`` (``epsilon``, ``delta``).
+    rho, epsilon, delta : float
+        What is still reserved: the planned cost minus what the fit has charged so far.
+    state : str
+        ``"live"`` (its process is running), ``"stale"`` (its process is proven gone: the fit
+        crashed) or ``"unknown"`` (cannot be checked from here: another host, or no owner recorded).
+    reason : str
+        The state, in words (process id and host).
+    started : str or None
+        When the fit began.
+    """
+
+    fit_id: str
+    generator: str
+    accounting: str
+    rho: float
+    epsilon: float
+    delta: float
+    state: str
+    reason: str
+    started: str | None = None
+
+    def __str__(self) -> str:
+        cost = f"rho={self.rho:.6g}" if self.accounting == "zcdp" else f"epsilon={self.epsilon:.4g}, delta={self.delta:.3g}"
+        return f"fit {self.fit_id} ({self.generator}) reserves {cost}: {self.state.upper()}, {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -152,6 +260,22 @@ class LedgerTotal:
         The privacy unit (``"patient"``).
     neighbouring : str
         The neighbouring relation, in words.
+    n_reserved : int
+        Running fits counted that hold a reservation (their planned cost not charged yet).
+    n_stale : int
+        Of those, the reservations whose process is proven gone (the fit crashed). A stale
+        reservation still counts against the budget until it is cleared
+        (:meth:`PrivacyLedger.clear_stale`).
+    reserved_rho : float
+        ρ reserved by running zCDP fits (on top of ``rho``).
+    reserved_epsilon, reserved_delta : float
+        (ε, δ) reserved by running (ε, δ) fits (on top of ``epsilon`` and ``delta``).
+    committed_epsilon, committed_delta : float or None
+        The (ε, δ) of the entries *and* the reservations, as the budget check counts them;
+        ``None`` when nothing is reserved (then it is ``epsilon``, ``delta``).
+
+    ``rho``, ``epsilon`` and ``delta`` are what the entries spent: the privacy loss of what was
+    measured. The budget check counts the reservations too.
     """
 
     rho: float
@@ -162,6 +286,13 @@ class LedgerTotal:
     unit: str = UNIT
     neighbouring: str = NEIGHBOURING
     secure: bool = False
+    n_reserved: int = 0
+    n_stale: int = 0
+    reserved_rho: float = 0.0
+    reserved_epsilon: float = 0.0
+    reserved_delta: float = 0.0
+    committed_epsilon: float | None = None
+    committed_delta: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form.
@@ -182,8 +313,20 @@ class LedgerTotal:
     def __str__(self) -> str:
         seeded = " (SEEDED: NOT FOR RELEASE)" if self.seeded else \
             " (INSECURE SAMPLER: NOT FOR RELEASE)" if self.n_entries and not self.secure else ""
-        return (f"epsilon={self.epsilon:.4g}, delta={self.delta:.3g} (rho={self.rho:.6g}, "
+        text = (f"epsilon={self.epsilon:.4g}, delta={self.delta:.3g} (rho={self.rho:.6g}, "
                 f"{self.n_entries} measurements, unit: {self.unit}){seeded}")
+        if self.n_reserved:
+            parts = ([f"rho={self.reserved_rho:.6g}"] if self.reserved_rho else []) + (
+                [f"epsilon={self.reserved_epsilon:.4g}, delta={self.reserved_delta:.3g}"]
+                if self.reserved_epsilon or self.reserved_delta else [])
+            text += (f"; {self.n_reserved} running fit{'s' if self.n_reserved > 1 else ''} reserve "
+                     f"{' and '.join(parts) or 'nothing more'}")
+            if self.committed_epsilon is not None:
+                text += f" (committed: epsilon={self.committed_epsilon:.4g}, delta={self.committed_delta:.3g})"
+            if self.n_stale:
+                text += (f"; {self.n_stale} of them STALE (the process is gone): it counts as spent until "
+                         "cleared with `synthhealth ledger clear-stale`")
+        return text
 
 
 class PrivacyLedger:
@@ -332,14 +475,27 @@ class PrivacyLedger:
             raise AccountingError(f"{where} is a damaged privacy ledger ({type(exc).__name__}: {exc})") from exc
         return ledger
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, times: str = "seconds") -> dict[str, Any]:
         """The ledger document (what is written to disk).
+
+        Parameters
+        ----------
+        times : {"seconds", "day"}, default "seconds"
+            ``"seconds"``: every time as recorded (the ledger file). ``"day"``: the copy for files
+            that are shipped (``model.json``, reports): every time cut to its UTC date and the
+            processes that held reservations dropped, so that no fit duration or per-measurement
+            timing (which grows with the number of patients) can be read from it.
 
         Returns
         -------
         dict
             JSON-serialisable: format and version, privacy unit, accounting method, dataset label,
             budget, total spent, fits and entries.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``times`` is not one of the two choices.
 
         Examples
         --------
@@ -348,6 +504,16 @@ class PrivacyLedger:
         >>> doc["format"], doc["entries"]
         ('synthhealth-privacy-ledger', [])
         """
+        if times not in ("seconds", "day"):
+            raise InvalidParameterError(
+                f"The 'times' parameter of PrivacyLedger.to_dict must be 'seconds' or 'day'. Got {times!r} instead.")
+        fits: list[dict[str, Any]] = self.fits
+        entries = [asdict(e) for e in self.entries]
+        created = self.created
+        if times == "day":
+            fits = [{k: (_day(v) if k in _FIT_TIMES else v) for k, v in f.items() if k != "owner"} for f in self.fits]
+            entries = [{**e, "time": _day(e["time"])} for e in entries]
+            created = _day(created)
         return {
             "format": LEDGER_FORMAT,
             "version": LEDGER_FORMAT_VERSION,
@@ -357,11 +523,11 @@ class PrivacyLedger:
                           "Canonne-Kamath-Steinke 2020 conversion; (epsilon, delta) entries add on top "
                           "(basic composition)",
             "dataset": self.dataset,
-            "created": self.created,
+            "created": created,
             "budget": self.budget.to_dict(),
             "spent": self.total().to_dict(),
-            "fits": self.fits,
-            "entries": [asdict(e) for e in self.entries],
+            "fits": fits,
+            "entries": entries,
         }
 
     @classmethod
@@ -458,11 +624,140 @@ class PrivacyLedger:
         entries = [e for e in self.entries if e.accounting == "approx_dp" and (fit_id is None or e.fit_id == fit_id)]
         return math.fsum(e.epsilon for e in entries), math.fsum(e.delta for e in entries)
 
+    def _held(self, fit: dict[str, Any]) -> tuple[float, float, float]:
+        """(ρ, ε, δ) still reserved by a running fit: its planned cost minus what it has charged."""
+        if fit.get("status") != "running":
+            return 0.0, 0.0, 0.0
+        fid = fit.get("fit_id")
+        if fit.get("accounting", "zcdp") == "approx_dp":
+            eps_used, delta_used = self._approx(fid)
+            return (0.0, max(0.0, float(fit.get("epsilon") or 0.0) - eps_used),
+                    max(0.0, float(fit.get("delta") or 0.0) - delta_used))
+        used = math.fsum(e.rho for e in self.entries if e.fit_id == fid and e.accounting == "zcdp")
+        return max(0.0, float(fit.get("planned_rho") or 0.0) - used), 0.0, 0.0
+
+    def _committed(self, exclude_fit: str | None = None) -> tuple[float, float, float]:
+        """(ρ of the zCDP part, ε and δ of the (ε, δ) part) of every entry plus every reservation
+        (live, stale or unknown), but the reservation of ``exclude_fit``."""
+        rho, eps, delta = self.spent_rho(), *self._approx()
+        for fit in self.fits:
+            if fit.get("fit_id") != exclude_fit:
+                r, e, d = self._held(fit)
+                rho, eps, delta = rho + r, eps + e, delta + d
+        return rho, eps, delta
+
+    def reservations(self) -> list[Reservation]:
+        """The planned costs held by running fits, with the state of the process that holds each.
+
+        A fit reserves its planned cost at :meth:`begin_fit` and releases what it has not charged
+        at :meth:`end_fit`. A fit whose process died (killed, crashed machine) never ends: its
+        reservation is ``"stale"``, and it keeps counting against the budget until
+        :meth:`clear_stale` (``synthhealth ledger clear-stale``) clears it. The measurements it
+        charged before dying stay in the ledger either way.
+
+        Returns
+        -------
+        list of Reservation
+            One per running fit, in the order the fits began.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+        >>> fit = ledger.begin_fit("example", rho=0.01)
+        >>> [(r.fit_id == fit, r.rho, r.state) for r in ledger.reservations()]
+        [(True, 0.01, 'live')]
+        """
+        out = []
+        for fit in self.fits:
+            if fit.get("status") != "running":
+                continue
+            rho, eps, delta = self._held(fit)
+            state, reason = _owner_state(fit.get("owner"))
+            out.append(Reservation(str(fit.get("fit_id")), str(fit.get("generator")), fit.get("accounting", "zcdp"),
+                                   rho, eps, delta, state, reason, fit.get("started")))
+        return out
+
+    def stale_reservations(self) -> list[Reservation]:
+        """The reservations of fits whose process is proven gone (see :meth:`reservations`).
+
+        Returns
+        -------
+        list of Reservation
+            Those with ``state == "stale"``.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> PrivacyLedger(PrivacyBudget(1.0, 1e-6)).stale_reservations()
+        []
+        """
+        return [r for r in self.reservations() if r.state == "stale"]
+
+    def clear_stale(self, fit_ids: list[str] | tuple[str, ...] | None = None) -> list[Reservation]:
+        """Release the reservations of fits that will never end (the explicit recovery after a crash).
+
+        The fits are marked ``"abandoned"``; the measurements they charged stay in the ledger and
+        keep counting. Only the part of their planned cost that they never charged is released.
+
+        Parameters
+        ----------
+        fit_ids : list of str, optional
+            ``None``: every stale reservation (process proven gone). Given: exactly these fits,
+            which may also be reservations whose process cannot be checked from here (another host,
+            or a ledger written by an older release): the caller vouches that they are not running.
+            A reservation whose process is running is never cleared.
+
+        Returns
+        -------
+        list of Reservation
+            The reservations released (as they were before).
+
+        Raises
+        ------
+        InvalidParameterError
+            If a given fit id is not a running fit of this ledger, or its process is running.
+
+        Examples
+        --------
+        >>> from synthhealth.privacy import PrivacyBudget, PrivacyLedger
+        >>> PrivacyLedger(PrivacyBudget(1.0, 1e-6)).clear_stale()
+        []
+        """
+        with self._locked():
+            self._refresh()
+            held = {r.fit_id: r for r in self.reservations()}
+            if fit_ids is None:
+                chosen = [r for r in held.values() if r.state == "stale"]
+            else:
+                chosen = []
+                for fid in fit_ids:
+                    r = held.get(fid)
+                    if r is None:
+                        raise InvalidParameterError(f"fit {fid!r} holds no reservation in this ledger "
+                                                    "(unknown, or not running)")
+                    if r.state == "live":
+                        raise InvalidParameterError(f"fit {fid!r} is still running ({r.reason}): its reservation "
+                                                    "cannot be cleared")
+                    chosen.append(r)
+            ids = {r.fit_id for r in chosen}
+            for fit in self.fits:
+                if fit.get("fit_id") in ids:
+                    fit["status"] = "abandoned"
+                    fit["cleared"] = _now()
+                    fit["cleared_reason"] = held[fit["fit_id"]].reason
+            if chosen:
+                self._write()
+        return chosen
+
     def total(self, fit_id: str | None = None) -> LedgerTotal:
-        """Composed spending: all entries, or those of one fit.
+        """Composed spending: all entries, or those of one fit, and what running fits reserve.
 
         zCDP entries are added up in ρ and converted at the part of the ledger's δ that the
         (ε, δ) entries leave free; (ε, δ) entries add their ε and δ on top (basic composition).
+        The reservations of running fits are reported apart (``n_reserved``, ``n_stale``,
+        ``reserved_*``, ``committed_*``): they are not privacy loss yet, but the budget check
+        counts them.
 
         Parameters
         ----------
@@ -493,8 +788,21 @@ class PrivacyLedger:
             raise AccountingError("the (epsilon, delta) entries use up the ledger's delta: zCDP spending cannot be stated")
         eps = (cdp_epsilon(rho, delta_z) if rho > 0 else 0.0) + eps_extra
         delta = (delta_z if rho > 0 else 0.0) + delta_extra
+        reserved = [r for r in self.reservations() if fit_id is None or r.fit_id == fit_id]
+        extra: dict[str, Any] = {}
+        if reserved:
+            r_rho = math.fsum(r.rho for r in reserved)
+            r_eps, r_delta = math.fsum(r.epsilon for r in reserved), math.fsum(r.delta for r in reserved)
+            all_delta_z = self.budget.delta - self._committed()[2]
+            c_rho = rho + r_rho
+            c_eps = eps_extra + r_eps + (cdp_epsilon(c_rho, all_delta_z) if c_rho > 0 and all_delta_z > 0 else
+                                         math.inf if c_rho > 0 else 0.0)
+            c_delta = delta_extra + r_delta + (max(all_delta_z, 0.0) if c_rho > 0 else 0.0)
+            extra = {"n_reserved": len(reserved), "n_stale": sum(r.state == "stale" for r in reserved),
+                     "reserved_rho": r_rho, "reserved_epsilon": r_eps, "reserved_delta": r_delta,
+                     "committed_epsilon": c_eps, "committed_delta": c_delta}
         return LedgerTotal(rho, eps, delta, len(entries), any(e.seeded for e in entries),
-                           secure=bool(entries) and all(e.secure for e in entries))
+                           secure=bool(entries) and all(e.secure for e in entries), **extra)
 
     def spent_rho(self) -> float:
         """Total ρ spent, with (ε, δ) entries converted conservatively (they cannot be; see remaining_rho).
@@ -502,7 +810,7 @@ class PrivacyLedger:
         Returns
         -------
         float
-            The sum of the ρ of the zCDP entries; (ε, δ) entries are not included.
+            The sum of the ρ of the zCDP entries; (ε, δ) entries and reservations are not included.
 
         Examples
         --------
@@ -516,7 +824,8 @@ class PrivacyLedger:
         """ρ still available for zCDP mechanisms.
 
         (ε, δ) entries consume the budget by basic composition: the remaining zCDP budget is the ρ
-        that fits in the (ε, δ) left after subtracting their ε and δ.
+        that fits in the (ε, δ) left after subtracting their ε and δ. The reservations of running
+        fits (stale ones included, until cleared) are subtracted too.
 
         Returns
         -------
@@ -530,8 +839,10 @@ class PrivacyLedger:
         >>> ledger.remaining_rho() == ledger.budget.rho
         True
         """
-        eps_extra = math.fsum(e.epsilon for e in self.entries if e.accounting == "approx_dp")
-        delta_extra = math.fsum(e.delta for e in self.entries if e.accounting == "approx_dp")
+        return self._remaining_rho(None)
+
+    def _remaining_rho(self, exclude_fit: str | None) -> float:
+        rho_c, eps_extra, delta_extra = self._committed(exclude_fit)
         if eps_extra == 0 and delta_extra == 0:
             cap = self.budget.rho
         else:
@@ -540,7 +851,7 @@ class PrivacyLedger:
             if eps_left <= 0 or delta_left <= 0:
                 return 0.0
             cap = PrivacyBudget(eps_left, delta_left).rho
-        return max(0.0, cap - self.spent_rho())
+        return max(0.0, cap - rho_c)
 
     def remaining_epsilon(self) -> float:
         """ε still available to zCDP fits (at the ledger's δ), for people who think in ε rather than ρ.
@@ -564,7 +875,7 @@ class PrivacyLedger:
         would exceed the budget.
 
         Nothing is recorded: this only checks. When ``epsilon`` or ``delta`` is positive, the
-        (ε, δ) cost is checked and ``rho`` is ignored.
+        (ε, δ) cost is checked and ``rho`` is ignored. What running fits reserve counts as spent.
 
         Parameters
         ----------
@@ -597,32 +908,52 @@ class PrivacyLedger:
         ...     print("refused")
         refused
         """
+        self._check(rho, epsilon, delta, None, "No data was accessed.")
+
+    def _reserved_note(self, exclude_fit: str | None) -> str:
+        held = [r for r in self.reservations() if r.fit_id != exclude_fit]
+        if not held:
+            return ""
+        stale = [r for r in held if r.state == "stale"]
+        note = (f" {len(held)} running fit{'s' if len(held) > 1 else ''} ({', '.join(r.fit_id for r in held)}) "
+                f"reserve{'s' if len(held) == 1 else ''} part of it")
+        if stale:
+            note += (f"; {len(stale)} of them {'is' if len(stale) == 1 else 'are'} STALE (the process is gone): "
+                     "run `synthhealth ledger status` and `synthhealth ledger clear-stale` on this ledger")
+        return note + "."
+
+    def _check(self, rho: float, epsilon: float, delta: float, exclude_fit: str | None, after: str) -> None:
         for name, v in (("rho", rho), ("epsilon", epsilon), ("delta", delta)):
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise InvalidParameterError(f"The {name!r} parameter must be a float in [0, inf). Got {v!r} instead.")
         where = f" ({self.path})" if self.path else ""
         if epsilon > 0 or delta > 0:
-            eps_a, delta_a = self._approx()
+            rho_c, eps_a, delta_a = self._committed(exclude_fit)
             delta_left = self.budget.delta - delta_a - delta
-            rho_spent = self.spent_rho()
-            eps_after = (cdp_epsilon(rho_spent, delta_left) if rho_spent > 0 and delta_left > 0 else 0.0) + eps_a + epsilon
-            if delta_left < 0 or (rho_spent > 0 and delta_left <= 0) or eps_after > self.budget.epsilon * (1 + _TOL):
+            eps_after = (cdp_epsilon(rho_c, delta_left) if rho_c > 0 and delta_left > 0 else 0.0) + eps_a + epsilon
+            if delta_left < 0 or (rho_c > 0 and delta_left <= 0) or eps_after > self.budget.epsilon * (1 + _TOL):
                 raise BudgetExceededError(
                     f"privacy budget exceeded{where}: this needs epsilon={epsilon:.4g}, delta={delta:.3g} on top of "
-                    f"what was spent, which would exceed the ledger's {self.budget}. No data was accessed.")
+                    f"what was spent or reserved, which would exceed the ledger's {self.budget}."
+                    f"{self._reserved_note(exclude_fit)} {after}")
             return
-        remaining = self.remaining_rho()
+        remaining = self._remaining_rho(exclude_fit)
         if rho > remaining * (1 + _TOL) + 1e-15:
             left = PrivacyBudget.from_rho(remaining, self.budget.delta).epsilon if remaining > 0 else 0.0
             need = PrivacyBudget.from_rho(rho, self.budget.delta).epsilon if rho > 0 else 0.0
             raise BudgetExceededError(
                 f"privacy budget exceeded{where}: this needs epsilon={need:.4g} (rho={rho:.6g}) but only "
-                f"epsilon={left:.4g} (rho={remaining:.6g}) of the ledger's {self.budget} remains. "
-                "No data was accessed.")
+                f"epsilon={left:.4g} (rho={remaining:.6g}) of the ledger's {self.budget} remains."
+                f"{self._reserved_note(exclude_fit)} {after}")
 
     def begin_fit(self, generator: str, *, rho: float, epsilon: float | None = None, delta: float | None = None,
                   schema_hash: str | None = None, seeded: bool = False, accounting: str = "zcdp") -> str:
-        """Declare a fit and its planned cost; refuses before any data is touched if it does not fit.
+        """Declare a fit and reserve its planned cost; refuses before any data is touched if it does not fit.
+
+        The check and the reservation happen together under the ledger's lock: a fit started
+        while another one runs sees that one's reservation, so concurrent fits cannot overspend.
+        The reservation records this process (pid, host) so that a crashed fit can be told apart
+        from a running one (:meth:`reservations`).
 
         Parameters
         ----------
@@ -647,7 +978,8 @@ class PrivacyLedger:
         Raises
         ------
         BudgetExceededError
-            If the planned cost does not fit in the remaining budget (nothing is recorded).
+            If the planned cost does not fit in what the entries and the reservations of running
+            fits leave (nothing is recorded).
         InvalidParameterError
             If ``accounting`` is not one of the two choices, or a cost is invalid.
 
@@ -672,10 +1004,20 @@ class PrivacyLedger:
             self.fits.append({
                 "fit_id": fit_id, "generator": generator, "accounting": accounting, "planned_rho": rho,
                 "epsilon": epsilon, "delta": delta, "schema_hash": schema_hash, "seeded": seeded, "started": _now(),
-                "finished": None, "status": "running", "versions": _versions(),
+                "finished": None, "status": "running", "versions": _versions(), "owner": _owner(),
             })
             self._write()
         return fit_id
+
+    def _spent_note(self, fit_id: str) -> str:
+        """What a fit has spent so far, for errors raised in the middle of it."""
+        n = sum(e.fit_id == fit_id for e in self.entries)
+        if n == 0:
+            return "This fit has charged nothing yet: no data was accessed."
+        t = self.total(fit_id)
+        return (f"This fit (fit {fit_id}) has ALREADY SPENT epsilon={t.epsilon:.4g}, delta={t.delta:.3g} "
+                f"(rho={t.rho:.6g}) in {n} measurement{'s' if n > 1 else ''}, recorded in the ledger: that spending "
+                "is final even though the fit stops here; this measurement was not made.")
 
     def charge(self, entry: LedgerEntry) -> None:
         """Record one mechanism call. Call it *before* releasing the mechanism's output.
@@ -693,7 +1035,8 @@ class PrivacyLedger:
         Raises
         ------
         BudgetExceededError
-            If the entry would exceed the ledger's budget or its fit's planned cost.
+            If the entry would exceed the ledger's budget or its fit's planned cost. The message
+            says what the fit has already spent (it is recorded and stays spent).
         AccountingError
             If ``entry.fit_id`` is not a fit of this ledger.
 
@@ -708,27 +1051,34 @@ class PrivacyLedger:
         """
         with self._locked():
             self._refresh()
-            fit = self._fit(entry.fit_id)
+            fid = entry.fit_id
+            fit = self._fit(fid)
             if entry.accounting == "zcdp":
-                self.check(entry.rho)
-                used = math.fsum(e.rho for e in self.entries if e.fit_id == entry.fit_id) + entry.rho
+                used = math.fsum(e.rho for e in self.entries if e.fit_id == fid) + entry.rho
                 if used > fit["planned_rho"] * (1 + _TOL) + 1e-15:
                     raise BudgetExceededError(
-                        f"fit {entry.fit_id} would spend rho={used:.6g}, more than it planned ({fit['planned_rho']:.6g})")
+                        f"fit {fid} would spend rho={used:.6g}, more than it planned ({fit['planned_rho']:.6g}). "
+                        + self._spent_note(fid))
+                # the fit's own reservation is what this entry spends: count everything else
+                own = fid if fit.get("accounting", "zcdp") == "zcdp" else None
+                self._check(entry.rho, 0.0, 0.0, own, self._spent_note(fid))
             else:
-                self.check(epsilon=entry.epsilon, delta=entry.delta)
-                eps_used, delta_used = self._approx(entry.fit_id)
+                eps_used, delta_used = self._approx(fid)
                 if fit.get("accounting") == "approx_dp" and (
                         eps_used + entry.epsilon > (fit["epsilon"] or 0.0) * (1 + _TOL) + 1e-15
                         or delta_used + entry.delta > (fit["delta"] or 0.0) * (1 + _TOL) + 1e-18):
                     raise BudgetExceededError(
-                        f"fit {entry.fit_id} would spend more (epsilon, delta) than it planned "
-                        f"({fit['epsilon']}, {fit['delta']})")
+                        f"fit {fid} would spend more (epsilon, delta) than it planned "
+                        f"({fit['epsilon']}, {fit['delta']}). " + self._spent_note(fid))
+                own = fid if fit.get("accounting") == "approx_dp" else None
+                self._check(0.0, entry.epsilon, entry.delta, own, self._spent_note(fid))
             self.entries.append(entry)
             self._write()
 
     def end_fit(self, fit_id: str, status: str = "done") -> None:
-        """Mark a fit as finished (``"done"``) or failed.
+        """Mark a fit as finished (``"done"``) or failed, and release its reservation.
+
+        What the fit planned but did not charge goes back to the ledger's remaining budget.
 
         Parameters
         ----------
@@ -753,8 +1103,8 @@ class PrivacyLedger:
         >>> ledger = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
         >>> fit = ledger.begin_fit("example", rho=0.01)
         >>> ledger.end_fit(fit)
-        >>> ledger.fits[0]["status"]
-        'done'
+        >>> ledger.fits[0]["status"], ledger.reservations()
+        ('done', [])
         """
         with self._locked():
             self._refresh()

@@ -232,6 +232,8 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
                formula="TPR ≤ min(e^ε·FPR + δ, 1 − e^(−ε)(1 − δ − FPR))"),
     ]
     info = {"epsilon": eps, "delta": delta, "seeded": seeded, "has_guarantee": True, "mechanisms": mechs,
+            # dates only (no fit durations: they grow with the number of patients)
             "fits": [{k: f.get(k) for k in ("fit_id", "generator", "accounting", "epsilon", "delta", "status",
-                                             "started", "finished", "schema_hash", "seeded", "patient_ids")} for f in fits]}
+                                             "started", "finished", "schema_hash", "seeded", "patient_ids")}
+                     for f in ledger.to_dict(times="day")["fits"]]}
     return sec, info
