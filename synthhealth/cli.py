@@ -164,14 +164,19 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
 @click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
               help="Stop at the first bad resource, or skip and count bad resources.")
 @click.option("--strict", is_flag=True, help="Validate every resource with fhir.resources (slower).")
+@click.option("--merge-duplicate-patients", is_flag=True,
+              help="Merge Patients that share an identifier (system + value) or are joined by Patient.link into one "
+                   "patient (default: refuse them, naming where they are).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
-def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: str, strict: bool, quiet: bool) -> None:
-    """Flatten FHIR R4 input into one bounded row per patient."""
+def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: str, strict: bool,
+            merge_duplicate_patients: bool, quiet: bool) -> None:
+    """Flatten FHIR R4 input into one bounded row per patient (indexed by patient_id)."""
     schema = sh.load_schema(schema_src)
     reader = sh.fhir.read(list(inputs), strict=strict, on_error=on_error, progress=not quiet)
     t0 = time.perf_counter()
-    table = sh.flatten(reader, schema, on_error=on_error)
+    table = sh.flatten(reader, schema, on_error=on_error,
+                       duplicate_patients="merge" if merge_duplicate_patients else "raise")
     elapsed = time.perf_counter() - t0
     sh.write_table(table, output)
     stats = reader.stats
@@ -188,11 +193,14 @@ def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: st
 
 
 # ----------------------------------------------------------------- fit / sample
-def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool) -> Any:
+def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool, one_row_per_patient: bool = False,
+               merge_duplicate_patients: bool = False) -> Any:
     first = Path(data[0])
     if len(data) == 1 and first.name.lower().endswith((".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")):
-        return sh.read_table(first, schema)
-    return sh.flatten(sh.fhir.read(list(data), progress=not quiet), schema)
+        # patient ids are checked (duplicates refused); a table without ids needs --one-row-per-patient
+        return sh.read_table(first, schema, one_row_per_patient=one_row_per_patient)
+    return sh.flatten(sh.fhir.read(list(data), progress=not quiet), schema,
+                      duplicate_patients="merge" if merge_duplicate_patients else "raise")
 
 
 def _marginal_pairs(values: tuple[str, ...]) -> Any:
@@ -250,6 +258,12 @@ def _marginal_pairs(values: tuple[str, ...]) -> Any:
 @click.option("--device", default=None, help="DPVAE: auto, cpu, cuda or cuda:N [default: auto].")
 @click.option("--secure-mode/--no-secure-mode", default=None,
               help="DPVAE: DP randomness from the OS CSPRNG [default: on without --seed].")
+@click.option("--one-row-per-patient", is_flag=True,
+              help="The table has no patient ids and you guarantee one row per patient (the ledger and the report "
+                   "record that the guarantee rests on this statement). Tables with ids are always checked.")
+@click.option("--merge-duplicate-patients", is_flag=True,
+              help="FHIR input: merge Patients that share an identifier or are joined by Patient.link into one "
+                   "patient (default: refuse them).")
 @click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
@@ -260,8 +274,14 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         hidden_sizes: str | None, latent_size: int | None, kl_weight: float | None, clip_norm: float | None,
         max_patients: int | None, marginals_share: float | None, marginal_pairs: tuple[str, ...],
         finetune_steps: int | None, calibrate: bool | None, accountant: str | None,
-        device: str | None, secure_mode: bool | None, seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
-    """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model."""
+        device: str | None, secure_mode: bool | None, one_row_per_patient: bool, merge_duplicate_patients: bool,
+        seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
+    """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model.
+
+    The patient is the privacy unit: a table's patient ids (the schema's patient_id column, or a
+    patient_id column) are checked and duplicates refused; a table without ids needs
+    --one-row-per-patient. FHIR input is flattened to one row per patient.
+    """
 
     schema = sh.load_schema(schema_src)
     params: dict[str, Any] = {"epsilon": epsilon, "delta": delta, "random_state": seed}
@@ -291,10 +311,10 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
     gen = {"aim": sh.AIM, "mst": sh.MST, "dpvae": sh.DPVAE}[generator](**params, **vae)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise sh.InvalidParameterError(f"The '--out' folder {out} is not empty (use --overwrite to replace it).")
-    table = _load_data(data, schema, quiet)
+    table = _load_data(data, schema, quiet, one_row_per_patient, merge_duplicate_patients)
     t0 = time.perf_counter()
     with _randomness_warnings():
-        gen.fit(table, schema=schema, ledger=ledger, progress=not quiet)
+        gen.fit(table, schema=schema, ledger=ledger, progress=not quiet, one_row_per_patient=one_row_per_patient)
     gen.save(out, overwrite=overwrite)
     spent = gen.ledger_.total(gen.fit_id_)
     click.echo(f"fitted {generator.upper()} on {len(table)} patients in {time.perf_counter() - t0:.1f} s -> {out}")
@@ -362,11 +382,14 @@ def sample(model: Path, n: int | None, output: Path, fmt: str, bundle_type: str,
               help="Where to write the training patients (.parquet or .csv).")
 @click.option("--holdout-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the holdout patients (.parquet or .csv).")
+@click.option("--one-row-per-patient", is_flag=True,
+              help="The table has no patient ids and you guarantee one row per patient (the ledger and the report "
+                   "record that the guarantee rests on this statement). Tables with ids are always checked.")
 @click.option("--seed", type=int, default=None, help="Seed of the random split.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
 def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out: Path, holdout_out: Path,
-          seed: int | None, quiet: bool) -> None:
+          one_row_per_patient: bool, seed: int | None, quiet: bool) -> None:
     """Split real patients at random into a training set and a holdout set (before fitting).
 
     Fit the generator on the training set only; the report compares the synthetic data with the
@@ -375,7 +398,7 @@ def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out
     if not 0.0 < holdout_frac < 1.0:
         raise sh.InvalidParameterError(f"The '--holdout-frac' option must be in (0, 1). Got {holdout_frac} instead.")
     schema = sh.load_schema(schema_src)
-    table = _load_data(data, schema, quiet)
+    table = _load_data(data, schema, quiet, one_row_per_patient)
     n = len(table)
     train, hold = sh.split(table, holdout_frac, random_state=seed)
     sh.write_table(train, train_out)
@@ -409,13 +432,15 @@ def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out
 @click.option("--n-attacks", type=int, default=500, show_default=True, help="Attacks per re-identification risk.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["json", "html", "pdf"]),
               help="Formats to write (repeatable; default: all three).")
+@click.option("--one-row-per-patient", is_flag=True,
+              help="The real tables have no patient ids and you guarantee one row per patient. Tables with ids are always checked.")
 @click.option("--seed", type=int, default=None, help="Seed of the attacks' and bootstraps' sampling.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
 def report(schema_src: str | None, real: tuple[str, ...], holdout: tuple[str, ...], synthetic: tuple[str, ...],
            model_path: Path | None, ledger: Path | None, output: Path, release: bool, shadow: bool,
            collapse_generations: int, thresholds: Path | None, n_attacks: int, formats: tuple[str, ...],
-           seed: int | None, quiet: bool) -> None:
+           one_row_per_patient: bool, seed: int | None, quiet: bool) -> None:
     """Build the privacy and utility report of a synthetic dataset.
 
     Without --model (or --ledger) the privacy-guarantee section says that no guarantee is known;
@@ -438,7 +463,8 @@ def report(schema_src: str | None, real: tuple[str, ...], holdout: tuple[str, ..
             th = sh.report.load_thresholds(yaml.safe_load(thresholds.read_text(encoding="utf-8")) or {})
         except yaml.YAMLError as exc:
             raise sh.InvalidParameterError(f"The '--thresholds' file {thresholds} is not valid YAML: {exc}") from None
-    tables = {name: _load_data(src, schema, quiet) for name, src in
+    # synthetic rows are not patients: they carry no ids
+    tables = {name: _load_data(src, schema, quiet, one_row_per_patient or name == "synthetic") for name, src in
               (("real", real), ("holdout", holdout), ("synthetic", synthetic))}
     t0 = time.perf_counter()
     rep = sh.Report.build(real=tables["real"], holdout=tables["holdout"], synthetic=tables["synthetic"],
@@ -468,12 +494,16 @@ def report(schema_src: str | None, real: tuple[str, ...], holdout: tuple[str, ..
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for sweep.csv, sweep.json, sweep.png (and ledger.json).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending the budget.")
+@click.option("--one-row-per-patient", is_flag=True,
+              help="The table has no patient ids and you guarantee one row per patient (the ledger and the report "
+                   "record that the guarantee rests on this statement). Tables with ids are always checked.")
 @click.option("--seed", type=int, default=None,
               help="Seed the DP noise and metrics (NOT for release: for stand-in data only).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
 def sweep(schema_src: str, real: tuple[str, ...], holdout: tuple[str, ...], generator: str, epsilons: str,
-          delta: float, ledger: Path | None, output: Path, yes: bool, seed: int | None, quiet: bool) -> None:
+          delta: float, ledger: Path | None, output: Path, yes: bool, one_row_per_patient: bool, seed: int | None,
+          quiet: bool) -> None:
     """Fit a generator at several epsilons and plot the privacy-utility curve.
 
     Every fit touches the real data, so the sweep SPENDS THE SUM OF THE BUDGETS on the ledger.
@@ -492,12 +522,12 @@ def sweep(schema_src: str, real: tuple[str, ...], holdout: tuple[str, ...], gene
     if not yes and not click.confirm("Spend this budget?", default=False):
         raise sh.InvalidParameterError("sweep cancelled: no data was accessed (use --yes to skip the question).")
     schema = sh.load_schema(schema_src)
-    train = _load_data(real, schema, quiet)
-    hold = _load_data(holdout, schema, quiet)
+    train = _load_data(real, schema, quiet, one_row_per_patient)
+    hold = _load_data(holdout, schema, quiet, one_row_per_patient)
 
     with _randomness_warnings():
         res = sh.sweep(train, hold, schema=schema, generator=generator, epsilons=eps, delta=delta, ledger=ledger,
-                       random_state=seed, progress=not quiet)
+                       random_state=seed, progress=not quiet, one_row_per_patient=one_row_per_patient)
     output.mkdir(parents=True, exist_ok=True)
     import json
 

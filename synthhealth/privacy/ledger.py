@@ -319,7 +319,7 @@ class LedgerTotal:
             parts = ([f"rho={self.reserved_rho:.6g}"] if self.reserved_rho else []) + (
                 [f"epsilon={self.reserved_epsilon:.4g}, delta={self.reserved_delta:.3g}"]
                 if self.reserved_epsilon or self.reserved_delta else [])
-            text += (f"; {self.n_reserved} running fit{'s' if self.n_reserved > 1 else ''} reserve "
+            text += (f"; {self.n_reserved} running fit{'s reserve' if self.n_reserved > 1 else ' reserves'} "
                      f"{' and '.join(parts) or 'nothing more'}")
             if self.committed_epsilon is not None:
                 text += f" (committed: epsilon={self.committed_epsilon:.4g}, delta={self.committed_delta:.3g})"

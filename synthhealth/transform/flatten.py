@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, check_choice
-from ..exceptions import InvalidParameterError
-from ..fhir.reader import FHIRReader, Location, PatientRecord, ResourceItem, read
+from ..exceptions import FHIRFormatError, InvalidParameterError
+from ..fhir.reader import FHIRReader, Location, PatientRecord, ResourceItem, normalize_reference, read
 from ..schema.model import EVENT_RESOURCES, Attribute, PatientSchema
 
 __all__ = ["flatten", "FlattenReport", "AttributeCounts", "report_of"]
@@ -98,6 +98,12 @@ class FlattenReport:
     attributes : dict of str to AttributeCounts
     read_stats : dict
         :meth:`synthhealth.fhir.ReadStats.to_dict` of the reader (skipped resources etc.).
+    identities : dict
+        FHIR input only: Patient resources found to be the same person (the privacy unit is the
+        person): ``shared_identifier`` (Patients sharing an identifier system + value with an
+        earlier one), ``linked`` (Patients joined by ``Patient.link``), ``merged`` (Patient rows
+        merged into another with ``duplicate_patients="merge"``) and ``groups`` (people with
+        several Patient resources).
     """
 
     schema_name: str
@@ -105,6 +111,7 @@ class FlattenReport:
     n_patients: int = 0
     attributes: dict[str, AttributeCounts] = field(default_factory=dict)
     read_stats: dict[str, Any] = field(default_factory=dict)
+    identities: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form.
@@ -126,6 +133,7 @@ class FlattenReport:
             "n_patients": self.n_patients,
             "attributes": {k: vars(v).copy() for k, v in self.attributes.items()},
             "read_stats": self.read_stats,
+            "identities": dict(self.identities),
         }
 
     def summary(self) -> str:
@@ -163,6 +171,11 @@ class FlattenReport:
         head = f"{self.n_patients} patients, {len(self.attributes)} attributes"
         if skipped:
             head += f"; skipped resources: {sum(skipped.values())} ({', '.join(f'{k}: {v}' for k, v in skipped.items())})"
+        ident = self.identities
+        if ident.get("groups"):
+            head += (f"; {ident['groups']} people had several Patient resources ({ident.get('shared_identifier', 0)} "
+                     f"sharing an identifier, {ident.get('linked', 0)} joined by Patient.link): "
+                     f"{ident.get('merged', 0)} merged into one row each")
         if not lines:
             return head + "\nno value was outside its declared domain"
         return head + "\nvalues bounded or mapped to the declared domain:\n" + "\n".join(lines)
@@ -258,7 +271,7 @@ class _Matcher:
 
 
 class _Flattener:
-    def __init__(self, schema: PatientSchema, on_error: str) -> None:
+    def __init__(self, schema: PatientSchema, on_error: str, duplicate_patients: str = "raise") -> None:
         if not schema.is_fhir:
             missing = [a.name for a in schema.attributes if a.fhir is None]
             shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
@@ -268,6 +281,15 @@ class _Flattener:
             )
         self.schema = schema
         self.on_error = on_error
+        self.duplicate_patients = duplicate_patients
+        # identities: a 64-bit hash of each Patient identifier (system + value), its row and system
+        # (16 bytes per identifier, no strings kept); Patient.link targets (rare) by row
+        self.id_hash = array("q")
+        self.id_row = array("q")
+        self.id_sys = array("q")
+        self.systems: dict[str, int] = {}
+        self.links: list[tuple[int, str]] = []
+        self.identities: dict[str, int] = {"shared_identifier": 0, "linked": 0, "merged": 0, "groups": 0}
         self.ref = schema.reference_date
         self.attrs = schema.attributes
         self.counts = {a.name: AttributeCounts() for a in self.attrs}
@@ -449,6 +471,7 @@ class _Flattener:
         elif res.get("deceasedBoolean") is True:
             dead_by_ref = True
         r = self._row(key)
+        self._identity(r, res)
         self.births[r] = birth.toordinal() if birth is not None else 0
         row: dict[int, Any] = {}
         for i, a in self.patient_attrs:
@@ -479,6 +502,115 @@ class _Flattener:
                 row[i] = self._coded_category(a, res.get("maritalStatus"))
         for i, v in row.items():
             self.pcols[i][r] = v
+
+    def _identity(self, row: int, res: dict[str, Any]) -> None:
+        """Note the Patient's identifiers (system + value) and links, to find one person read twice."""
+        for ident in res.get("identifier") or ():
+            if not isinstance(ident, dict):
+                continue
+            system, value = ident.get("system"), ident.get("value")
+            if isinstance(system, str) and system and isinstance(value, str) and value:
+                code = self.systems.setdefault(system, len(self.systems))
+                self.id_hash.append(hash((system, value)))
+                self.id_row.append(row)
+                self.id_sys.append(code)
+        for link in res.get("link") or ():
+            other = link.get("other") if isinstance(link, dict) else None
+            ref = other.get("reference") if isinstance(other, dict) else None
+            target = normalize_reference(ref) if isinstance(ref, str) and ref else None
+            if target is not None and target.startswith(("Patient/", "urn:")):
+                self.links.append((row, target))
+
+    def _same_people(self) -> list[tuple[int, int, str]]:
+        """Pairs (earlier row, later row, why) of Patient rows that are one person."""
+        pairs: list[tuple[int, int, str]] = []
+        if len(self.id_hash):
+            h = np.frombuffer(self.id_hash, dtype=np.int64)
+            rows = np.frombuffer(self.id_row, dtype=np.int64)
+            sys_ = np.frombuffer(self.id_sys, dtype=np.int64)
+            order = np.lexsort((rows, h))
+            hs, rs = h[order], rows[order]
+            same = np.flatnonzero((hs[1:] == hs[:-1]) & (rs[1:] != rs[:-1]))
+            names = {v: k for k, v in self.systems.items()}
+            for k in same:
+                # the first row of the run of equal hashes is the earliest Patient with that identifier
+                start = k
+                while start > 0 and hs[start - 1] == hs[k]:
+                    start -= 1
+                pairs.append((int(rs[start]), int(rs[k + 1]),
+                              f"shares an identifier (system {names[int(sys_[order[k + 1]])]}) with"))
+        for row, target in self.links:
+            other = self.index.get(target)
+            if other is not None and other != row:
+                pairs.append((min(row, other), max(row, other), "is joined by Patient.link to"))
+        return pairs
+
+    def _resolve_identities(self) -> np.ndarray | None:
+        """Refuse (or merge) Patient rows that are one person; the rows to keep, or None for all."""
+        pairs = self._same_people()
+        if not pairs:
+            return None
+        n = len(self.keys)
+        parent = list(range(n))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        why_of: dict[int, str] = {}
+        for a, b, why in pairs:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)  # the earliest Patient read is the group's row
+            why_of.setdefault(b, why)
+        later = sorted(why_of)
+        self.identities["shared_identifier"] = sum(1 for r in later if why_of[r].startswith("shares"))
+        self.identities["linked"] = sum(1 for r in later if why_of[r].startswith("is joined"))
+        if self.duplicate_patients == "raise":
+            a, b, why = min(pairs, key=lambda p: (p[1], p[0]))
+            n_people = len({find(r) for r in later})
+            raise FHIRFormatError(
+                f"{self.keys[b]} {why} {self.keys[a]}: they are one person, who would count as several patients "
+                f"(the privacy unit is the person). {len(later)} Patient resources of {n_people} people repeat an "
+                "earlier Patient. Fix the export, or pass duplicate_patients='merge' (CLI: --merge-duplicate-patients) "
+                "to merge each person's resources into one row.", resource_id=self.keys[b])
+        roots = np.array([find(r) for r in range(n)], dtype=np.int64)
+        keep = np.flatnonzero(roots == np.arange(n))
+        self.identities["merged"] = int(n - len(keep))
+        self.identities["groups"] = int(len({int(roots[r]) for r in later}))
+        self._merge(roots)
+        return keep
+
+    def _merge(self, roots: np.ndarray) -> None:
+        """Fold each merged row's state into its group's row (before bounding, so caps still bound the person)."""
+        moved = [(int(r), int(roots[r])) for r in np.flatnonzero(roots != np.arange(len(roots)))]
+        for r, root in moved:
+            if not self.births[root] and self.births[r]:
+                self.births[root] = self.births[r]
+            for col in self.pcols.values():
+                if col[root] is None and col[r] is not None:
+                    col[root] = col[r]
+        for i, a in enumerate(self.attrs):
+            st = self.state.get(i)
+            if st is None:
+                continue
+            agg = a.fhir.aggregate if a.fhir is not None else None
+            for r, root in moved:
+                if isinstance(st, _Grow):
+                    st._ensure(max(r, root))
+                    if agg == "any":
+                        st.arr[root] = st.arr[root] or st.arr[r]
+                    else:
+                        st.arr[root] += st.arr[r]
+                elif isinstance(st, dict):
+                    o = st.pop(r, None)
+                    if o is not None:
+                        prev = st.get(root)
+                        st[root] = o if prev is None else (min(prev, o) if agg == "age_at_first" else max(prev, o))
+                else:
+                    st.merge(root, r)
 
     def _category(self, a: Attribute, value: Any) -> Any:
         if value is None:
@@ -514,11 +646,16 @@ class _Flattener:
 
     # --------------------------------------------------------------- finishing
     def finish(self) -> tuple[pd.DataFrame, dict[str, AttributeCounts]]:
+        keep = self._resolve_identities()
         n = len(self.keys)
         columns: dict[str, Any] = {}
         for i, a in enumerate(self.attrs):
-            columns[a.name] = self._column(a, self._raw(i, a, n))
-        index = pd.Index([k.split("/", 1)[1] if k.startswith("Patient/") else k for k in self.keys],
+            raw = self._raw(i, a, n)
+            if keep is not None:
+                raw = [raw[r] for r in keep]
+            columns[a.name] = self._column(a, raw)
+        keys = self.keys if keep is None else [self.keys[r] for r in keep]
+        index = pd.Index([k.split("/", 1)[1] if k.startswith("Patient/") else k for k in keys],
                          name="patient_id", dtype="object")
         df = pd.DataFrame(columns, index=index)
         return df, self.counts
@@ -685,6 +822,22 @@ class _Dense:
             self.val[row] = value if empty else prev + value
             self.aux[row] += 1
 
+    def merge(self, root: int, row: int) -> None:
+        """Fold ``row``'s value into ``root``'s (one person read as two Patients)."""
+        top = max(root, row)
+        if top >= len(self.val):
+            self._grow(top)
+        v = self.val[row]
+        if v != v:  # nothing at row
+            return
+        if self.agg == "mean":
+            prev = self.val[root]
+            self.val[root] = v if prev != prev else prev + v
+            self.aux[root] += self.aux[row]
+        else:
+            self.update(root, float(v), int(self.aux[row]))
+        self.val[row] = np.nan
+
     def values(self, n: int) -> np.ndarray:
         if n > len(self.val):
             self._grow(n - 1)
@@ -748,8 +901,13 @@ def flatten(
     *,
     on_error: str = "raise",
     progress: bool = False,
+    duplicate_patients: str = "raise",
 ) -> pd.DataFrame:
     """Turn FHIR resources into a patient table: one row per patient, bounded by the schema.
+
+    The privacy unit is the person: two Patient resources that share an identifier (same
+    ``system`` and ``value``) or that are joined by ``Patient.link`` are one person, refused by
+    default or merged into one row on request, and counted in the report (``identities``).
 
     Parameters
     ----------
@@ -763,6 +921,11 @@ def flatten(
         reader when ``records`` is a path).
     progress : bool, default False
         Show a progress bar (when ``records`` is a path).
+    duplicate_patients : {"raise", "merge"}, default "raise"
+        What to do with Patients that are one person (shared identifier or ``Patient.link``):
+        ``"raise"`` a :class:`FHIRFormatError` naming both resources (never the identifier's
+        value), or ``"merge"`` their resources into the row of the first one read (demographics:
+        the first value present; events: pooled, then capped and bounded as one patient).
 
     Returns
     -------
@@ -775,7 +938,8 @@ def flatten(
     Raises
     ------
     FHIRFormatError
-        On malformed input (with file, position and resource id), unless skipped.
+        On malformed input (with file, position and resource id), unless skipped; and when two
+        Patients are one person, unless ``duplicate_patients="merge"`` (whatever ``on_error``).
     InvalidParameterError
         If an attribute of ``schema`` has no FHIR source.
 
@@ -792,7 +956,8 @@ def flatten(
             f"The 'schema' parameter of flatten must be a PatientSchema (see load_schema). Got {type(schema).__name__} instead.")
     check_choice(on_error, "on_error", ("raise", "skip"), "flatten")
     check_bool(progress, "progress", "flatten")
-    flat = _Flattener(schema, on_error)
+    check_choice(duplicate_patients, "duplicate_patients", ("raise", "merge"), "flatten")
+    flat = _Flattener(schema, on_error, duplicate_patients)
     items, reader = _items(records, on_error, progress)
     # Parsed JSON holds no reference cycles, but millions of short-lived dicts make the cyclic
     # collector run full collections over the whole heap (30-40 % of the time in the read
@@ -806,8 +971,9 @@ def flatten(
         if was_enabled:
             gc.enable()
     df, counts = flat.finish()
-    report = FlattenReport(schema.name, schema.hash, len(df), counts, reader.stats.to_dict() if reader else {})
-    df.attrs["synthhealth"] = {"kind": "flattened", **report.to_dict()}
+    report = FlattenReport(schema.name, schema.hash, len(df), counts, reader.stats.to_dict() if reader else {},
+                           dict(flat.identities))
+    df.attrs["synthhealth"] = {"kind": "flattened", **report.to_dict(), "patient_ids": "checked"}
     return df
 
 
@@ -840,5 +1006,6 @@ def report_of(table: pd.DataFrame) -> FlattenReport | None:
     if not meta or meta.get("kind") not in ("flattened", "table"):
         return None
     attrs = {k: AttributeCounts(**v) for k, v in meta["attributes"].items()}
-    return FlattenReport(meta["schema_name"], meta["schema_hash"], meta["n_patients"], attrs, meta.get("read_stats", {}))
+    return FlattenReport(meta["schema_name"], meta["schema_hash"], meta["n_patients"], attrs, meta.get("read_stats", {}),
+                         meta.get("identities", {}))
 

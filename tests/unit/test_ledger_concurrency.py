@@ -66,7 +66,7 @@ def test_a_running_fit_reserves_its_planned_cost(tmp_path: Path) -> None:
     tot = b.total()
     assert tot.rho == 0 and tot.n_entries == 0  # not privacy loss yet ...
     assert tot.n_reserved == 1 and tot.reserved_rho == pytest.approx(RHO_07)  # ... but counted by the check
-    assert tot.committed_epsilon == pytest.approx(0.7) and "1 running fit reserve" in str(tot)
+    assert tot.committed_epsilon == pytest.approx(0.7) and "1 running fit reserves" in str(tot)
     assert b.remaining_rho() == pytest.approx(a.budget.rho - RHO_07)
     # charging shrinks the reservation by as much: the committed total does not move
     a.charge(entry(fa, RHO_07 / 4))

@@ -116,3 +116,61 @@ def test_split_keeps_ids_and_sweep_takes_the_statement() -> None:
     res = sh.sweep(no_ids.iloc[:150], no_ids.iloc[150:], schema=SCHEMA, epsilons=[1.0], random_state=0,
                    progress=False, one_row_per_patient=True)
     assert [f["patient_ids"] for f in res.ledger.fits] == ["attested"]
+
+
+def test_cli_refuses_duplicated_ids_and_takes_the_statement(tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from synthhealth.cli import main
+
+    schema_file = tmp_path / "s.yaml"
+    schema_file.write_text(yaml.safe_dump(SCHEMA.to_dict()), encoding="utf-8")
+    dup = pd.concat([rows(), rows().iloc[:4]], ignore_index=True)
+    dup["mrn"] = [f"secret-{i % 80}" for i in range(len(dup))]
+    dup.to_csv(tmp_path / "dup.csv", index=False)
+    run = CliRunner().invoke
+    base = ["fit", "-s", str(schema_file), "-g", "mst", "-e", "1", "--seed", "1", "-q"]
+    res = run(main, [*base, "-d", str(tmp_path / "dup.csv"), "-o", str(tmp_path / "m1")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "error: the table does not show one row per patient" in res.output
+    assert "patient id column 'mrn': 4 ids appear on more than one row (8 rows)" in res.output
+    assert "secret" not in res.output
+    res = run(main, ["split", "-s", str(schema_file), "-d", str(tmp_path / "dup.csv"), "--train-out",
+                     str(tmp_path / "tr.csv"), "--holdout-out", str(tmp_path / "ho.csv"), "-q"])
+    assert res.exit_code == 2 and "4 ids appear on more than one row" in res.output
+    rows().drop(columns=["mrn"]).to_csv(tmp_path / "no_ids.csv", index=False)
+    res = run(main, [*base, "-d", str(tmp_path / "no_ids.csv"), "-o", str(tmp_path / "m2")])
+    assert res.exit_code == 2 and "one_row_per_patient=True" in res.output
+    res = run(main, [*base, "-d", str(tmp_path / "no_ids.csv"), "-o", str(tmp_path / "m3"), "--one-row-per-patient"])
+    assert res.exit_code == 0, res.output
+    assert sh.load_model(tmp_path / "m3").ledger_.fits[0]["patient_ids"] == "attested"
+    # split keeps the ids; the training side is fitted on checked ids
+    rows().to_csv(tmp_path / "ok.csv", index=False)
+    res = run(main, ["split", "-s", str(schema_file), "-d", str(tmp_path / "ok.csv"), "--train-out",
+                     str(tmp_path / "tr.csv"), "--holdout-out", str(tmp_path / "ho.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "tr.csv")["patient_id"].str.startswith("m").all()
+    res = run(main, [*base, "-d", str(tmp_path / "tr.csv"), "-o", str(tmp_path / "m4")])
+    assert res.exit_code == 0, res.output
+    assert sh.load_model(tmp_path / "m4").ledger_.fits[0]["patient_ids"] == "checked"
+
+
+def test_cli_flatten_merges_on_request(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from synthhealth.cli import main
+
+    from ..fhirfactory import bundle, patient, write_json
+
+    ident = [{"system": "http://hospital.example.org/mrn", "value": "SECRET-1"}]
+    write_json(tmp_path / "in" / "a.json", bundle([patient("a", identifier=ident)]))
+    write_json(tmp_path / "in" / "b.json", bundle([patient("b", identifier=ident)]))
+    args = ["flatten", "-s", "core-patient", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "t.csv"), "-q"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "Patient/b shares an identifier" in res.output and "SECRET" not in res.output
+    assert not (tmp_path / "t.csv").exists()
+    res = CliRunner().invoke(main, [*args, "--merge-duplicate-patients"])
+    assert res.exit_code == 0, res.output
+    assert "1 people had several Patient resources" in res.output
+    assert pd.read_csv(tmp_path / "t.csv")["patient_id"].tolist() == ["a"]
