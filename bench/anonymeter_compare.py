@@ -173,7 +173,8 @@ def main() -> None:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureRandomnessWarning)
-        mst = sh.MST(epsilon=1, random_state=0).fit(train, schema=schema).sample(len(train), random_state=0)
+        mst = sh.MST(epsilon=1, random_state=0).fit(train, schema=schema, one_row_per_patient=True).sample(
+            len(train), random_state=0)
     t_mst = time.perf_counter() - t0
     rng = np.random.default_rng(5)
     indep = pd.DataFrame({c: holdout[c].to_numpy()[rng.permutation(len(holdout))] for c in holdout.columns})

@@ -404,7 +404,7 @@ def section_utility(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", sh.InsecureRandomnessWarning)
                 t0 = time.perf_counter()
-                gen = make(eps, seed).fit(train, schema=schema)
+                gen = make(eps, seed).fit(train, schema=schema, one_row_per_patient=True)  # stand-in rows
                 fit_s = time.perf_counter() - t0
             sample = gen._sample_codes(len(train_codes), np.random.default_rng(seed))
             res = score(sample, train_codes, test_codes, names, shape) | {"fit_s": fit_s}
@@ -480,7 +480,7 @@ def section_fit(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     t0 = time.perf_counter()
-                    gen.fit(table, schema=schema, progress=False)
+                    gen.fit(table, schema=schema, progress=False, one_row_per_patient=True)  # resampled rows
                     if device == "cuda":
                         torch.cuda.synchronize()
                     fit_s = time.perf_counter() - t0

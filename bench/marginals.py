@@ -227,7 +227,8 @@ def worker(job_path: str) -> None:
     table = pd.read_parquet(job.train)
     if job.attrs:
         table = table[list(schema.names)]
-    table = sh.read_table(table, schema)
+    # benchmark tables are resampled stand-in rows without patient ids: each row is one (stand-in) patient
+    table = sh.read_table(table, schema, one_row_per_patient=True)
     cls = {"aim": sh.AIM, "mst": sh.MST}[job.method]
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as record:

@@ -74,7 +74,8 @@ def make_data(schema_name: str, n: int) -> Path:
             train = t.sample(n, replace=True, random_state=1).reset_index(drop=True)
             holdout = t.sample(n, replace=True, random_state=2).reset_index(drop=True)
         t0 = time.perf_counter()
-        gen = sh.MST(epsilon=1.0, random_state=0).fit(train, schema=schema, progress=False)
+        # resampled stand-in rows (with repeats) and no patient ids: a benchmark, not a release
+        gen = sh.MST(epsilon=1.0, random_state=0).fit(train, schema=schema, progress=False, one_row_per_patient=True)
         print(f"  (data {schema_name} n={n}: MST fit {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
         synth = gen.sample(n, random_state=3)
         gen.save(out / "model", overwrite=True)

@@ -139,17 +139,24 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
                f"(Bulk NDJSON) -> {report_w.path}; " + ("references OK" if refs.ok else refs.summary()))
     t_rep = time.perf_counter()
     rep = sh.Report.build(real=train, holdout=holdout, synthetic=synth, model=gen, random_state=seed,
-                          progress=not quiet)
+                          progress=not quiet, files={"synthetic table": synth_path, "synthetic FHIR": report_w.path,
+                                                     "model": model_path, "ledger": ledger_path})
+    for old in ("report-release", "report-preview"):  # a re-run must not leave an earlier run's release behind
+        for ext in ("json", "html", "pdf"):
+            (out / "report" / f"{old}.{ext}").unlink(missing_ok=True)
     paths = rep.save(out / "report")
-    rep.save(out / "report", release=True)
+    refusals = rep.release_refusals()
+    shared = rep.save(out / "report", release=True, preview=True)
     click.echo(f"[8/8] report   attacks, utility and bias checks in {time.perf_counter() - t_rep:.1f} s "
                f"-> {paths['html']}")
     click.echo("")
     _print_report_summary(rep)
+    for _, why in refusals:
+        click.secho(f"  release refused: {why}", fg="yellow")
     click.echo("")
     click.echo(f"synthetic FHIR: {report_w.path}")
-    click.echo(f"report:         {paths['html']} (internal review), {out / 'report' / 'report-release.html'} "
-               "(shareable)")
+    click.echo(f"report:         {paths['html']} (internal review), {shared['html']} "
+               + ("(PREVIEW: the release was refused, see above)" if refusals else "(shareable release)"))
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")
 
 
@@ -423,7 +430,13 @@ def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Report folder (report.json, report.html, report.pdf).")
 @click.option("--release", is_flag=True,
-              help="Also write the shareable release variant (no statistic of the real data).")
+              help="Also write the shareable release variant (no statistic of the real data). Refused unless the "
+                   "synthetic data is a model's output whose fit is in the ledger, the fit was not seeded and used "
+                   "secure samplers, and the internal privacy verdict is not a fail.")
+@click.option("--preview", is_flag=True,
+              help="With --release: when the release is refused, write report-preview.* (the release layout, "
+                   "marked PREVIEW, NOT A RELEASE) instead of failing.")
+@click.option("--reviewer", default=None, help="Who reviews the internal report (cited by the release report).")
 @click.option("--shadow", is_flag=True, help="Run the shadow-model attack (slow; needs --model).")
 @click.option("--collapse-generations", type=int, default=0, show_default=True,
               help="Generations of the recursive-generation (model collapse) test; needs --model.")
@@ -438,9 +451,9 @@ def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
 def report(schema_src: str | None, real: tuple[str, ...], holdout: tuple[str, ...], synthetic: tuple[str, ...],
-           model_path: Path | None, ledger: Path | None, output: Path, release: bool, shadow: bool,
-           collapse_generations: int, thresholds: Path | None, n_attacks: int, formats: tuple[str, ...],
-           one_row_per_patient: bool, seed: int | None, quiet: bool) -> None:
+           model_path: Path | None, ledger: Path | None, output: Path, release: bool, preview: bool,
+           reviewer: str | None, shadow: bool, collapse_generations: int, thresholds: Path | None, n_attacks: int,
+           formats: tuple[str, ...], one_row_per_patient: bool, seed: int | None, quiet: bool) -> None:
     """Build the privacy and utility report of a synthetic dataset.
 
     Without --model (or --ledger) the privacy-guarantee section says that no guarantee is known;
@@ -466,16 +479,35 @@ def report(schema_src: str | None, real: tuple[str, ...], holdout: tuple[str, ..
     # synthetic rows are not patients: they carry no ids
     tables = {name: _load_data(src, schema, quiet, one_row_per_patient or name == "synthetic") for name, src in
               (("real", real), ("holdout", holdout), ("synthetic", synthetic))}
+    from synthhealth.report.provenance import file_provenance
+
+    # where the synthetic data comes from: the provenance its Parquet file or FHIR folder kept
+    provs = [file_provenance(p) for p in synthetic]
+    prov = provs[0] if provs and all(p is not None and p == provs[0] for p in provs) else None
+    files: dict[str, Any] = {f"synthetic {i + 1}" if len(synthetic) > 1 else "synthetic": p
+                             for i, p in enumerate(synthetic)}
+    files.update({"model": model_path, "ledger": ledger})
+    if schema_src is not None and Path(schema_src).is_file():
+        files["schema"] = schema_src
     t0 = time.perf_counter()
     rep = sh.Report.build(real=tables["real"], holdout=tables["holdout"], synthetic=tables["synthetic"],
                           schema=schema, model=model, ledger=ledger, thresholds=th, shadow=shadow,
                           collapse_generations=collapse_generations, n_attacks=n_attacks, random_state=seed,
-                          progress=not quiet)
+                          progress=not quiet, provenance=prov, files=files, reviewer=reviewer)
     fmts = formats or ("json", "html", "pdf")
     paths = rep.save(output, formats=fmts)
-    if release:
-        paths.update({f"release {k}": v for k, v in rep.save(output, formats=fmts, release=True).items()})
     _print_report_summary(rep)
+    if release:
+        refusals = rep.release_refusals()
+        if refusals and not preview:
+            click.echo(f"report built in {time.perf_counter() - t0:.1f} s (internal review only):")
+            for k, p in paths.items():
+                click.echo(f"  {k:<12} {p}")
+            rep.to_dict(release=True)  # raises the refusal (exit 2, every reason listed)
+        paths.update({f"{'preview' if refusals else 'release'} {k}": v
+                      for k, v in rep.save(output, formats=fmts, release=True, preview=preview).items()})
+        for _, why in refusals:
+            click.secho(f"  release refused (preview written): {why}", fg="yellow")
     click.echo(f"report built in {time.perf_counter() - t0:.1f} s:")
     for k, p in paths.items():
         click.echo(f"  {k:<12} {p}")
