@@ -239,6 +239,7 @@ class AIM(BaseGenerator):
         if bar is not None:
             bar.close()
         self.model_ = model
+        self.measurements_ = measurements  # DP outputs (post-processing is free); not saved
         self.selected_ = selected
         self.remeasured_ = remeasured
         self.total_ = float(max(model.total, 1.0))

@@ -131,6 +131,7 @@ class MST(BaseGenerator):
         if bar is not None:
             bar.close()
         self.model_ = model
+        self.measurements_ = measurements  # DP outputs on the compressed domain; not saved
         self.compression_ = comp
         self.total_ = float(max(model.total, 1.0))
 

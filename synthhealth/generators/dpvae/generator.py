@@ -154,6 +154,10 @@ class DPVAE(BaseGenerator):
         The noisy 1-way marginals (projected onto the simplex), one per attribute; DP output.
     pairs_ : list of tuple of str
         The pairs whose noisy 2-way marginals the decoder was fitted to.
+    noisy_marginals_ : tuple of (list of numpy.ndarray, list of numpy.ndarray) or None
+        The released noisy counts as drawn (1-way vectors, then the 2-way matrices of ``pairs_``), before
+        any projection, and ``marginal_sigma_`` their noise scale; DP outputs kept in memory for
+        diagnostics and the end-to-end privacy audits (not saved). ``None`` with ``marginals_share=0``.
     privacy_ : dict
         The whole privacy record of the fit (also saved with the model).
 
@@ -487,6 +491,8 @@ class DPVAE(BaseGenerator):
         # output biases until the model's 1-way marginals are the (projected) noisy ones
         self.marginals_ = probs
         self.pairs_ = [(self.encoder_.names[a], self.encoder_.names[b]) for a, b in pairs]
+        self.noisy_marginals_ = None if noisy is None else (noisy, noisy2)
+        self.marginal_sigma_ = sigma_m
         tuned = noisy is not None and self.finetune_steps > 0
         if tuned:
             tbar = None
