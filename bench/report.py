@@ -79,9 +79,9 @@ def make_data(schema_name: str, n: int) -> Path:
         print(f"  (data {schema_name} n={n}: MST fit {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
         synth = gen.sample(n, random_state=3)
         gen.save(out / "model", overwrite=True)
-    sh.write_table(train, out / "train.parquet")
-    sh.write_table(holdout, out / "holdout.parquet")
-    sh.write_table(synth, out / "synthetic.parquet")
+    sh.write_table(train, out / "train.parquet", overwrite=True)
+    sh.write_table(holdout, out / "holdout.parquet", overwrite=True)
+    sh.write_table(synth, out / "synthetic.parquet", overwrite=True)
     return out
 
 

@@ -90,7 +90,11 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     Reads FHIR, flattens to one bounded row per patient, holds out a third of the patients, fits
     AIM with (epsilon, 1e-6)-DP at the patient level on the rest, samples a synthetic table, writes
     it as synthetic FHIR R4 (Bulk NDJSON), and builds the privacy and utility report.
+
+    The folder must be new, empty or an earlier demo's; an earlier demo's ledger is kept (never
+    reset), so a second run there must fit in what it left.
     """
+    _check_demo_folder(out, epsilon)
 
 
     t0 = time.perf_counter()
@@ -105,20 +109,19 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     click.echo(f"[2/8] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
                f"({stats.bytes_read / 1e6:.0f} MB of JSON)")
     out.mkdir(parents=True, exist_ok=True)
-    real_path = sh.write_table(table, out / "real-patients.parquet")
+    (out / _DEMO_MARKER).write_text('{"format": "synthhealth-demo"}\n', encoding="utf-8")
+    real_path = sh.write_table(table, out / "real-patients.parquet", overwrite=True)
     flat = sh.report_of(table)
     assert flat is not None
     click.echo(f"[3/8] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
     click.echo("      " + flat.summary().replace("\n", "\n      "))
     train, holdout = sh.split(table, 1 / 3, random_state=seed)
-    sh.write_table(train, out / "real-train.parquet")
-    sh.write_table(holdout, out / "real-holdout.parquet")
+    sh.write_table(train, out / "real-train.parquet", overwrite=True)
+    sh.write_table(holdout, out / "real-holdout.parquet", overwrite=True)
     click.echo(f"[4/8] split    {len(train)} patients for fitting, {len(holdout)} held out for the report "
                f"-> {out / 'real-train.parquet'}, {out / 'real-holdout.parquet'}")
     t_fit = time.perf_counter()
-    ledger_path = out / "ledger.json"
-    if ledger_path.exists():
-        ledger_path.unlink()  # the demo starts a fresh ledger for its fresh copy of the data
+    ledger_path = out / "ledger.json"  # an earlier demo's ledger keeps counting: never reset
     gen = sh.AIM(epsilon=epsilon, random_state=seed)
     with _randomness_warnings():
         gen.fit(train, schema=schema, ledger=ledger_path, progress=not quiet)
@@ -130,7 +133,7 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
                + ("; SEEDED: not for release" if spent.seeded else ""))
     # the model's noisy patient count (the default): sampling len(train) rows would publish the exact count
     synth = gen.sample(random_state=seed)
-    synth_path = sh.write_table(synth, out / "synthetic-patients.parquet")
+    synth_path = sh.write_table(synth, out / "synthetic-patients.parquet", overwrite=True)
     click.echo(f"[6/8] sample   {len(synth)} synthetic patients -> {synth_path}")
     report_w = sh.fhir.write(synth, schema, out / "synthetic-fhir", random_state=seed,
                              source=f"urn:synthhealth:demo:{gen.fit_id_}", overwrite=True)
@@ -160,6 +163,37 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")
 
 
+_DEMO_MARKER = ".synthhealth-demo"
+_DEMO_FILES = frozenset({_DEMO_MARKER, "real-patients.parquet", "real-train.parquet", "real-holdout.parquet",
+                         "ledger.json", "ledger.json.lock", "model", "synthetic-patients.parquet", "synthetic-fhir",
+                         "report"})
+
+
+def _check_demo_folder(out: Path, epsilon: float) -> None:
+    """Before anything is read or written: ``out`` is new, empty or an earlier demo's, and the
+    earlier demo's ledger (kept, never reset) can pay for this run."""
+    if out.exists() and not out.is_dir():
+        raise sh.InvalidParameterError(f"The demo's '--out' {out} is a file: give a folder.")
+    entries = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    if entries and not (out / _DEMO_MARKER).is_file() and not set(entries) <= _DEMO_FILES:
+        others = [e for e in entries if e not in _DEMO_FILES]
+        raise sh.InvalidParameterError(
+            f"The demo's '--out' folder {out} is not empty and is not an earlier demo's (it holds "
+            f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}): the demo writes only into a new or empty "
+            "folder or an earlier demo's. Choose another folder with -o.")
+    ledger_path = out / "ledger.json"
+    if ledger_path.exists():
+        led = sh.PrivacyLedger.load(ledger_path)
+        try:
+            led.check(sh.PrivacyBudget(epsilon, 1e-6).rho)
+        except sh.BudgetExceededError as exc:
+            raise sh.BudgetExceededError(
+                f"{ledger_path} records the earlier demo fits on these patients ({led.total()}); this run needs "
+                f"epsilon={epsilon:g} more and the ledger cannot pay for it. The demo never resets a ledger: run it "
+                f"in a new folder (-o NEW_FOLDER), or delete {ledger_path} yourself to start the demo's accounting "
+                f"over. ({exc})") from None
+
+
 # ------------------------------------------------------------------------- flatten
 @main.command()
 @click.option("--schema", "-s", "schema_src", required=True,
@@ -174,18 +208,20 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
 @click.option("--merge-duplicate-patients", is_flag=True,
               help="Merge Patients that share an identifier (system + value) or are joined by Patient.link into one "
                    "patient (default: refuse them, naming where they are).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
 def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: str, strict: bool,
-            merge_duplicate_patients: bool, quiet: bool) -> None:
+            merge_duplicate_patients: bool, overwrite: bool, quiet: bool) -> None:
     """Flatten FHIR R4 input into one bounded row per patient (indexed by patient_id)."""
+    _check_outputs([output], inputs, overwrite)
     schema = sh.load_schema(schema_src)
     reader = sh.fhir.read(list(inputs), strict=strict, on_error=on_error, progress=not quiet)
     t0 = time.perf_counter()
     table = sh.flatten(reader, schema, on_error=on_error,
                        duplicate_patients="merge" if merge_duplicate_patients else "raise")
     elapsed = time.perf_counter() - t0
-    sh.write_table(table, output)
+    sh.write_table(table, output, overwrite=overwrite)
     stats = reader.stats
     click.echo(f"read {stats.files} files, {stats.n_resources:,} resources, {stats.patients} patients "
                f"in {elapsed:.1f} s ({stats.n_resources / max(elapsed, 1e-9):,.0f} resources/s)")
@@ -197,6 +233,26 @@ def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: st
         for line in stats.skipped_examples[:10]:
             click.echo(f"  {line}")
     click.echo(f"wrote {len(table)} rows x {table.shape[1]} columns to {output}")
+
+
+def _check_outputs(outputs: list[Path], inputs: tuple[str, ...], overwrite: bool) -> None:
+    """Before anything is read: output files are distinct, none is an input, none exists unless --overwrite."""
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+        except OSError:
+            return False
+
+    for i, out in enumerate(outputs):
+        for other in outputs[:i]:
+            if same(out, other):
+                raise sh.InvalidParameterError(f"The two outputs are the same file ({out}): give two different files.")
+        for src in inputs:
+            if same(out, Path(src)):
+                raise sh.InvalidParameterError(f"The output {out} is the input {src}: it would be overwritten. "
+                                               "Write to another file.")
+        if out.exists() and not overwrite:
+            raise sh.InvalidParameterError(f"The output {out} already exists (use --overwrite to replace it).")
 
 
 # ----------------------------------------------------------------- fit / sample
@@ -273,7 +329,8 @@ def _marginal_pairs(values: tuple[str, ...]) -> Any:
                    "patient (default: refuse them).")
 @click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier synthhealth model in --out (never a folder holding anything else).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
 def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, delta: float, ledger: Path | None,
@@ -316,8 +373,8 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
             raise sh.InvalidParameterError(
                 f"The '--hidden-sizes' option must be comma-separated ints. Got {hidden_sizes!r} instead.") from None
     gen = {"aim": sh.AIM, "mst": sh.MST, "dpvae": sh.DPVAE}[generator](**params, **vae)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise sh.InvalidParameterError(f"The '--out' folder {out} is not empty (use --overwrite to replace it).")
+    # before the data is read or the budget spent: --overwrite replaces only an earlier model folder
+    gen.check_save_path(out, overwrite=overwrite)
     table = _load_data(data, schema, quiet, one_row_per_patient, merge_duplicate_patients)
     t0 = time.perf_counter()
     with _randomness_warnings():
@@ -352,7 +409,8 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
               show_default=True, help="FHIR Bundle type (fhir-bundle).")
 @click.option("--patients-per-bundle", type=int, default=1, show_default=True, help="Patients per Bundle file.")
 @click.option("--seed", type=int, default=None, help="Seed of the sampling and identities (post-processing).")
-@click.option("--overwrite", is_flag=True, help="Replace earlier synthhealth output in the FHIR folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output table, or earlier synthhealth output in the FHIR folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
 def sample(model: Path, n: int | None, output: Path, fmt: str, bundle_type: str, patients_per_bundle: int,
@@ -362,8 +420,9 @@ def sample(model: Path, n: int | None, output: Path, fmt: str, bundle_type: str,
 
     gen = sh.load_model(model)
     if fmt == "table":
+        _check_outputs([output], (str(model),), overwrite)
         synth = gen.sample(n, random_state=seed)
-        sh.write_table(synth, output)
+        sh.write_table(synth, output, overwrite=overwrite)
         click.echo(f"wrote {len(synth)} synthetic patients x {synth.shape[1]} columns to {output}")
         return
     total = n if n is not None else max(1, int(round(gen.total_)))
@@ -393,10 +452,11 @@ def sample(model: Path, n: int | None, output: Path, fmt: str, bundle_type: str,
               help="The table has no patient ids and you guarantee one row per patient (the ledger and the report "
                    "record that the guarantee rests on this statement). Tables with ids are always checked.")
 @click.option("--seed", type=int, default=None, help="Seed of the random split.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (never the input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
 def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out: Path, holdout_out: Path,
-          one_row_per_patient: bool, seed: int | None, quiet: bool) -> None:
+          one_row_per_patient: bool, seed: int | None, overwrite: bool, quiet: bool) -> None:
     """Split real patients at random into a training set and a holdout set (before fitting).
 
     Fit the generator on the training set only; the report compares the synthetic data with the
@@ -404,12 +464,13 @@ def split(schema_src: str, data: tuple[str, ...], holdout_frac: float, train_out
     """
     if not 0.0 < holdout_frac < 1.0:
         raise sh.InvalidParameterError(f"The '--holdout-frac' option must be in (0, 1). Got {holdout_frac} instead.")
+    _check_outputs([train_out, holdout_out], data, overwrite)
     schema = sh.load_schema(schema_src)
     table = _load_data(data, schema, quiet, one_row_per_patient)
     n = len(table)
     train, hold = sh.split(table, holdout_frac, random_state=seed)
-    sh.write_table(train, train_out)
-    sh.write_table(hold, holdout_out)
+    sh.write_table(train, train_out, overwrite=overwrite)
+    sh.write_table(hold, holdout_out, overwrite=overwrite)
     click.echo(f"split {n} patients: {len(train)} for training -> {train_out}, {len(hold)} held out -> "
                f"{holdout_out} (REAL data: keep both private)")
 

@@ -343,7 +343,10 @@ class BaseGenerator:
             The folder to write; it must be new or empty unless ``overwrite`` is true. Missing parent
             folders are created.
         overwrite : bool, default False
-            Replace an existing, non-empty folder.
+            Replace an earlier synthhealth model saved at ``path``. Only a folder that holds a
+            synthhealth model (its ``model.json`` carries the format marker) and nothing else is
+            replaced: any other non-empty folder is refused, so nothing that synthhealth did not
+            write is ever deleted.
 
         Returns
         -------
@@ -355,7 +358,8 @@ class BaseGenerator:
         NotFittedError
             If the generator is not fitted.
         InvalidParameterError
-            If ``path`` is a non-empty folder and ``overwrite`` is false.
+            If ``path`` is a file, or a non-empty folder and ``overwrite`` is false, or a folder
+            that is not a synthhealth model folder (see :meth:`check_save_path`).
 
         Examples
         --------
@@ -369,11 +373,7 @@ class BaseGenerator:
         >>> tmp.cleanup()
         """
         self._check_fitted()
-        out = Path(path)
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise InvalidParameterError(
-                f"The 'path' parameter of save must be a new or empty folder. {out} is not empty "
-                "(pass overwrite=True to replace it).")
+        out = self.check_save_path(path, overwrite=overwrite)
         meta, arrays = self._state()
         params = {k: v for k, v in self.get_params().items() if k != "random_state"}
         doc = {
@@ -407,6 +407,65 @@ class BaseGenerator:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        return out
+
+    @staticmethod
+    def check_save_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Check that :meth:`save` may write a model folder at ``path``, before anything is spent.
+
+        Call it before ``fit`` when the model will be saved (the CLI does), so that a fit is not
+        paid for and then refused at the end.
+
+        Parameters
+        ----------
+        path : str or Path
+            The model folder to write.
+        overwrite : bool, default False
+            Whether an earlier synthhealth model at ``path`` may be replaced.
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``path`` is a file; or a non-empty folder and ``overwrite`` is false; or, with
+            ``overwrite``, a folder that holds no synthhealth model (``model.json`` with the
+            format marker) or holds other files beside the model's: those would be deleted.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile, synthhealth as sh
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> (tmp / "train.parquet").write_text("not a model")
+        11
+        >>> try:
+        ...     sh.MST.check_save_path(tmp, overwrite=True)
+        ... except sh.InvalidParameterError as exc:
+        ...     print("refused")
+        refused
+        """
+        out = Path(path)
+        if out.exists() and not out.is_dir():
+            raise InvalidParameterError(f"The model folder {out} is a file: give a folder (new, or an earlier model).")
+        if not out.exists() or not any(out.iterdir()):
+            return out
+        if not overwrite:
+            raise InvalidParameterError(
+                f"The model folder {out} is not empty (to replace an earlier synthhealth model saved there, pass "
+                "overwrite=True, or --overwrite).")
+        if not _is_model_folder(out):
+            raise InvalidParameterError(
+                f"{out} is not a synthhealth model folder (no model.json with the {MODEL_FORMAT!r} format marker): "
+                "overwriting only replaces an earlier model, never other files. Choose a new folder.")
+        others = sorted(p.name for p in out.iterdir() if p.name not in _MODEL_FILES)
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise InvalidParameterError(
+                f"The model folder {out} holds files that are not part of a synthhealth model ({shown}): overwriting "
+                "would delete them. Move them out, or choose a new folder.")
         return out
 
     @classmethod
@@ -512,6 +571,18 @@ def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
     gen.total_ = float(doc["total"])
     gen._set_state(doc["model"], arrays)
     return gen
+
+
+_MODEL_FILES = frozenset({"model.json", "arrays.npz"})
+
+
+def _is_model_folder(path: Path) -> bool:
+    """Whether ``path/model.json`` is a synthhealth model file (its format marker)."""
+    try:
+        doc = json.loads((path / "model.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == MODEL_FORMAT
 
 
 def _jsonable(obj: Any) -> Any:

@@ -162,10 +162,11 @@ def load_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
         f"The 'path' parameter of read_table must end in .csv, .csv.gz, .csv.xz or .parquet. Got {p.name!r} instead.")
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_table(table: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write a table to ``.parquet`` or ``.csv`` atomically (temporary file, then rename).
 
-    No partial file is left behind if writing fails.
+    No partial file is left behind if writing fails, and an existing file is never replaced
+    unless ``overwrite`` is true.
 
     Parameters
     ----------
@@ -173,7 +174,9 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         The table to write; its index is written too (e.g. ``patient_id``).
     path : str or Path
         The output file, ending in ``.parquet``, ``.pq`` or ``.csv``; missing parent folders are
-        created and an existing file is replaced.
+        created.
+    overwrite : bool, default False
+        Replace an existing file. Without it, an existing file is refused (and left as it was).
 
     Returns
     -------
@@ -183,7 +186,8 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     InvalidParameterError
-        If ``path`` does not end in ``.parquet``, ``.pq`` or ``.csv``.
+        If ``path`` does not end in ``.parquet``, ``.pq`` or ``.csv``, or it exists and
+        ``overwrite`` is false.
 
     Examples
     --------
@@ -197,6 +201,13 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     if not name.endswith((".parquet", ".pq", ".csv")):
         raise InvalidParameterError(
             f"The output path must end in .parquet or .csv. Got {p.name!r} instead.")
+    if not isinstance(overwrite, bool):
+        raise InvalidParameterError(
+            f"The 'overwrite' parameter of write_table must be a bool. Got {overwrite!r} instead.")
+    if p.is_dir():
+        raise InvalidParameterError(f"The output path {p} is a folder: give a file name ending in .parquet or .csv.")
+    if p.exists() and not overwrite:
+        raise InvalidParameterError(_EXISTS.format(p=p))
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     os.close(fd)
@@ -205,11 +216,28 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
             table.to_csv(tmp, index=True)
         else:
             table.to_parquet(tmp, index=True)
-        os.replace(tmp, p)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, p)
+        else:
+            _link_new(Path(tmp), p)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     return p
+
+
+_EXISTS = "{p} already exists: synthhealth does not replace a file unless told to (overwrite=True, or --overwrite)."
+
+
+def _link_new(tmp: Path, p: Path) -> None:
+    """Move ``tmp`` to ``p`` only if ``p`` does not exist (no race: a hard link fails on an existing name)."""
+    try:
+        os.link(tmp, p)
+    except FileExistsError:
+        raise InvalidParameterError(_EXISTS.format(p=p)) from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if p.exists():
+            raise InvalidParameterError(_EXISTS.format(p=p)) from None
+        os.replace(tmp, p)
 
 
 def _rows(mask: np.ndarray) -> str:
