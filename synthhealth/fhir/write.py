@@ -1877,8 +1877,15 @@ def write(
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, unit="patients", desc="writing FHIR", leave=False)
+        provenance: dict[str, Any] | None = None
         for k, df in enumerate(frames):
             kind = (df.attrs.get("synthhealth") or {}).get("kind")
+            if kind == "synthetic" and k == 0:  # which model produced the rows (cited by the report)
+                rec = df.attrs["synthhealth"]
+                provenance = {f: rec.get(f) for f in ("kind", "generator", "schema_hash", "fit_id", "seeded")}
+            elif k == 0 or kind != "synthetic" or (provenance is not None and
+                                                   df.attrs["synthhealth"].get("fit_id") != provenance["fit_id"]):
+                provenance = None  # rows of unknown or mixed origin
             if kind == "flattened":
                 warnings.warn(
                     "The table given to write comes from flatten(): it holds REAL patients' values. The FHIR output "
@@ -1900,7 +1907,7 @@ def write(
             schema_name=schema.name, schema_hash=schema.hash, source=source, n_patients=writer.n_patients,
             resources=dict(sorted(sink.counts.items())), files=sorted(sink.files), bytes_written=sink.bytes,
             mismatches=dict(sorted(writer.mismatches.items())), inconsistent_patients=writer.inconsistent)
-        _write_manifest(tmp, report, plan)
+        _write_manifest(tmp, report, plan, provenance)
         if out.exists():
             trash = out.parent / f".{out.name}.old-{os.getpid()}-{random.SystemRandom().getrandbits(32):08x}"
             out.rename(trash)
@@ -1919,7 +1926,8 @@ def write(
     return report
 
 
-def _write_manifest(folder: Path, report: WriteReport, plan: _Plan) -> None:
+def _write_manifest(folder: Path, report: WriteReport, plan: _Plan,
+                    provenance: dict[str, Any] | None = None) -> None:
     """The Bulk Data export manifest, with synthhealth's own facts under ``extension``."""
     ref = plan.schema.reference_date.isoformat()
     if report.format == "ndjson":
@@ -1949,6 +1957,7 @@ def _write_manifest(folder: Path, report: WriteReport, plan: _Plan) -> None:
             "resources": report.resources,
             "mismatches": report.mismatches,
             "inconsistent_patients": report.inconsistent_patients,
+            "provenance": provenance,
         }},
     }
     (folder / MANIFEST_NAME).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -35,6 +36,7 @@ from ..schema.model import PatientSchema
 from .data import ReportData
 from .guarantee import guarantee_section
 from .model import Check, Figure, Metric, Section, jsonable
+from .provenance import check_release, file_manifest, fit_record, release_refusals, table_provenance
 from .verdict import PRIVACY_PREFIXES, Threshold, judge, overall
 
 __all__ = ["Report", "REPORT_FORMAT", "REPORT_FORMAT_VERSION", "FitSample"]
@@ -126,6 +128,30 @@ def model_fit_sample(model: Any) -> FitSample:
     return fit_sample
 
 
+def _files_section(prov: Mapping[str, Any] | None, fit: Mapping[str, Any] | None,
+                   manifest: list[dict[str, Any]]) -> Section:
+    """Where the synthetic data comes from and the sha256 hashes of the files the report describes."""
+    sec = Section("files", "Provenance and files",
+                  intro="What this report describes: the model output it judged and the files, by their sha256 "
+                        "hashes, so that a reader can check that the files at hand are the ones judged.")
+    if prov:
+        sec.facts += [("Synthetic data produced by", f"{prov.get('generator')} fit {prov.get('fit_id')}"),
+                      ("Schema hash (of the model)", str(prov.get("schema_hash"))),
+                      ("Seeded", "yes: NOT FOR RELEASE" if prov.get("seeded") else "no")]
+    else:
+        sec.facts.append(("Synthetic data produced by", "unknown: the table carries no synthhealth provenance "
+                                                        "(not a model's output, or a CSV file)"))
+    if fit is not None:
+        sec.facts.append(("Fit in the given ledger", (f"yes ({fit.get('status')}, ε = {fit.get('epsilon'):.4g})"
+                                                      if fit.get("found") else "NO: the ledger does not hold this fit")))
+    for e in manifest:
+        sec.facts.append((f"{e['role']}: {e['path']}",
+                          "missing" if e.get("sha256") is None else f"sha256 {e['sha256']} ({e['bytes']:,} bytes)"))
+    if not manifest:
+        sec.notes.append("No files were named (Report.build(files=...), or the command line's inputs).")
+    return sec
+
+
 def _synthetic_section(data: ReportData, max_figures: int = 12) -> Section:
     """Descriptions computed from the synthetic data only (kept in the release version)."""
     sec = Section("synthetic", "The synthetic data",
@@ -195,6 +221,9 @@ class Report:
         random_state: Any = None,
         progress: bool = True,
         strict: bool = False,
+        provenance: Mapping[str, Any] | None = None,
+        files: Mapping[str, str | os.PathLike[str]] | None = None,
+        reviewer: str | None = None,
     ) -> Report:
         """Measure everything and return the report.
 
@@ -239,6 +268,16 @@ class Report:
         strict : bool, default False
             Raise when a metric fails to compute (default: record the failure in the report's
             warnings and go on with the others).
+        provenance : mapping, optional
+            Where ``synthetic`` comes from (``kind="synthetic"``, ``generator``, ``schema_hash``,
+            ``fit_id``, ``seeded``); default: the provenance a synthhealth model put in
+            ``synthetic.attrs`` (see :func:`synthhealth.report.provenance.table_provenance`). The
+            release report is refused without it.
+        files : mapping of role → path, optional
+            The files the report describes (e.g. ``{"synthetic table": ..., "synthetic FHIR": ...,
+            "model": ..., "ledger": ..., "schema": ...}``): both reports carry their sha256 hashes.
+        reviewer : str, optional
+            Who reviews the internal report (shown, and cited by the release report).
 
         Returns
         -------
@@ -272,6 +311,12 @@ class Report:
         seeds = iter(rng.integers(2**31 - 1, size=64).tolist())
         generator_name = type(model).__name__ if model is not None else None
         fit_id = getattr(model, "fit_id_", None) if model is not None else None
+        prov = dict(provenance) if provenance is not None else table_provenance(synthetic)
+        if prov is not None and prov.get("fit_id"):
+            fit_id = fit_id or prov["fit_id"]
+            generator_name = generator_name or prov.get("generator")
+        fit_info = fit_record(ledger, (prov or {}).get("fit_id") or fit_id)
+        manifest = file_manifest(files) if files else []
 
         g_sec, g_info = guarantee_section(ledger, schema, generator=generator_name, fit_id=fit_id)
         claimed = g_info["epsilon"]
@@ -383,10 +428,16 @@ class Report:
                              "thresholds": {k: vars(v) for k, v in (thresholds or {}).items()}},
                 "timings_s": {**timings, "total": round(time.perf_counter() - t_start, 3)},
                 "privacy": jsonable({k: v for k, v in g_info.items()}),
+                "report_id": uuid.uuid4().hex[:16],
+                "reviewer": reviewer,
+                "provenance": prov,
+                "fit": fit_info,
+                "manifest": manifest,
             },
             "summary": {},
             "sections": [g_sec.to_dict(), _synthetic_section(data).to_dict()]
-                        + [s.to_dict() for s in sections.values()],
+                        + [s.to_dict() for s in sections.values()]
+                        + [_files_section(prov, fit_info, manifest).to_dict()],
             "warnings": warn_list,
         }
         doc["summary"] = _summary(checks, g_info, all_metrics, n_train=len(data.train))
@@ -443,7 +494,7 @@ class Report:
         """Three plain lines: ε spent, attack verdict, utility score."""
         return "\n".join(self.doc["summary"]["lines"])
 
-    def to_dict(self, *, release: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, release: bool = False, preview: bool = False) -> dict[str, Any]:
         """The report document; ``release=True`` drops every statistic of the real data.
 
         Parameters
@@ -452,6 +503,9 @@ class Report:
             Return the shareable release variant: the privacy guarantee and synthetic-only metrics
             and figures; every metric, figure, check and fact about the real data is removed and the
             verdict is recomputed from what remains.
+        preview : bool, default False
+            With ``release=True``: produce the release layout even when the release is refused,
+            marked "PREVIEW, NOT A RELEASE" with the reasons (e.g. for seeded test runs).
 
         Returns
         -------
@@ -459,7 +513,17 @@ class Report:
             A JSON-serialisable copy of the document (changing it does not change the report):
             ``format``, ``format_version``, ``meta``, ``summary``, ``sections`` and ``warnings``.
         """
-        return _release(self.doc) if release else json.loads(json.dumps(self.doc))
+        return _release(self.doc, preview=preview) if release else json.loads(json.dumps(self.doc))
+
+    def release_refusals(self) -> list[tuple[str, str]]:
+        """Why the release report would be refused (empty when it may be produced).
+
+        Returns
+        -------
+        list of (code, sentence)
+            See :func:`synthhealth.report.provenance.release_refusals`.
+        """
+        return release_refusals(self.doc)
 
     @property
     def headline(self) -> str:
@@ -533,7 +597,7 @@ class Report:
         return self.summary_html()
 
     # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike[str], *, release: bool = False,
+    def save(self, path: str | os.PathLike[str], *, release: bool = False, preview: bool = False,
              formats: Sequence[str] = ("json", "html", "pdf")) -> dict[str, Path]:
         """Write ``report.json``, ``report.html`` and ``report.pdf`` into a folder.
 
@@ -543,7 +607,13 @@ class Report:
             The output folder (created if missing); files of the same names are replaced.
         release : bool, default False
             Write the shareable release variant (no statistic of the real data), as
-            ``report-release.json``, ``report-release.html`` and ``report-release.pdf``.
+            ``report-release.json``, ``report-release.html`` and ``report-release.pdf``. Refused
+            (nothing written) unless the synthetic table is a model's output whose fit is in the
+            ledger, the fit was not seeded and used secure samplers, and this internal review's
+            privacy verdict is not a fail.
+        preview : bool, default False
+            With ``release=True``: when the release is refused, write the release layout anyway as
+            ``report-preview.*``, marked "PREVIEW, NOT A RELEASE" with the reasons.
         formats : sequence of {"json", "html", "pdf"}
             Which files to write (default: all three).
 
@@ -556,6 +626,13 @@ class Report:
         ------
         InvalidParameterError
             If ``formats`` is empty or names a format other than json, html and pdf.
+        ReleaseRefusedError
+            With ``release=True`` and ``preview=False``, when the release may not be produced
+            (:class:`~synthhealth.report.provenance.NotModelOutputError`,
+            :class:`~synthhealth.report.provenance.UnrelatedLedgerError`,
+            :class:`~synthhealth.report.provenance.SeededFitError`,
+            :class:`~synthhealth.report.provenance.InsecureFitError`,
+            :class:`~synthhealth.report.provenance.InternalReviewFailedError`).
         """
         bad = [f for f in formats if f not in ("json", "html", "pdf")]
         if bad or not formats:
@@ -563,8 +640,8 @@ class Report:
                 f"The 'formats' parameter must be a non-empty subset of json, html, pdf. Got {list(formats)} instead.")
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        doc = self.to_dict(release=release)
-        stem = "report-release" if release else "report"
+        doc = self.to_dict(release=release, preview=preview)
+        stem = ("report-preview" if doc["meta"].get("preview") else "report-release") if release else "report"
         written: dict[str, Path] = {}
         if "json" in formats:
             p = out / f"{stem}.json"
@@ -635,17 +712,6 @@ def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric],
     privacy = [c for c in checks if c.metric.startswith(PRIVACY_PREFIXES)]
     attack = [c for c in privacy if c.metric.startswith("attacks.")]
     util = [c for c in checks if not c.metric.startswith(PRIVACY_PREFIXES)]
-    failed = [c.name for c in checks if c.verdict == "fail"]
-    warned = [c.name for c in checks if c.verdict == "warn"]
-    if verdict == "pass":
-        headline = "Ready for release review: every check passed."
-    elif verdict == "warn":
-        headline = f"Review needed: {len(warned)} check(s) need attention, none failed."
-    elif verdict == "fail":
-        headline = f"Not ready for release: {len(failed)} check(s) failed ({', '.join(failed[:3])}" + (
-            ", …)" if len(failed) > 3 else ").")
-    else:
-        headline = "Nothing could be judged."
     # plain-language sentences
     plain: list[str] = []
     if g_info["has_guarantee"]:
@@ -687,6 +753,15 @@ def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric],
                      "patient dominates many statistics, so expect low utility at small ε (utility improves "
                      "with thousands of patients).")
     u_verdict = overall(util)
+    p_verdict = overall(privacy)
+    p_word = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}.get(p_verdict, "N/A")
+    u_word = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}.get(u_verdict, "N/A")
+    p_fail = [c.name for c in privacy if c.verdict == "fail"]
+    u_fail = [c.name for c in util if c.verdict == "fail"]
+    headline = (f"Privacy: {p_word}" + (f" ({', '.join(p_fail[:2])}{', …' if len(p_fail) > 2 else ''})" if p_fail
+                                        else "") + f". Fitness for use: {u_word}"
+                + (f" ({len(u_fail)} utility check(s) failed; poor utility is not a privacy risk)" if u_fail else "")
+                + ".")
     lines = [
         ("ε spent: " + (f"{g_info['epsilon']:.3g} (δ = {g_info['delta']:.1g}), unit: patient"
                         + (" — SEEDED, not for release" if g_info["seeded"] else "")
@@ -696,18 +771,33 @@ def _summary(checks: list[Check], g_info: dict[str, Any], metrics: list[Metric],
         "utility: " + (f"{u_verdict}" + (f" (mean 2-way TVD {t2.value:.3f})" if t2 is not None and t2.value is not None
                                          else "") if util else "not measured"),
     ]
-    return {"verdict": verdict, "headline": headline, "plain": plain, "lines": lines,
-            "checks": [c.to_dict() for c in checks]}
+    lines.insert(0, f"privacy verdict: {p_verdict}; fitness for use: {u_verdict}")
+    return {"verdict": verdict, "verdicts": {"privacy": p_verdict, "utility": u_verdict}, "headline": headline,
+            "plain": plain, "lines": lines, "checks": [c.to_dict() for c in checks]}
 
 
-def _release(doc: dict[str, Any]) -> dict[str, Any]:
-    """The shareable variant: guarantee and synthetic-only content; no statistic of the real data."""
+PREVIEW_NOTICE = ("PREVIEW, NOT A RELEASE: this document has the layout of the release report but certifies nothing; "
+                  "the release report was refused: ")
+
+
+def _release(doc: dict[str, Any], *, preview: bool = False) -> dict[str, Any]:
+    """The shareable variant: guarantee and synthetic-only content; no statistic of the real data.
+
+    Refused (:class:`~synthhealth.report.provenance.ReleaseRefusedError`) unless the checks of
+    :func:`~synthhealth.report.provenance.release_refusals` hold; ``preview=True`` writes it anyway,
+    marked as a preview that certifies nothing.
+    """
+    reasons = release_refusals(doc)
+    if reasons and not preview:
+        check_release(doc)
     d = json.loads(json.dumps(doc))
     meta = d["meta"]
     meta["release"] = True
+    meta["preview"] = bool(reasons)
     meta["n_train"] = None
     meta["n_holdout"] = None
-    meta["notices"] = [RELEASE_NOTICE] + ([SEEDED_NOTICE] if meta.get("seeded") else [])
+    meta["notices"] = ([PREVIEW_NOTICE + " ".join(r for _, r in reasons)] if reasons else []) + [RELEASE_NOTICE] + (
+        [SEEDED_NOTICE] if meta.get("seeded") else [])
     meta.pop("timings_s", None)
     meta["settings"] = {}
     kept_sections = []
@@ -716,24 +806,38 @@ def _release(doc: dict[str, Any]) -> dict[str, Any]:
         s["metrics"] = [m for m in s["metrics"] if not m.get("real_data", True)]
         s["figures"] = [f for f in s["figures"] if not f.get("real_data", True)]
         kept_keys |= {m["key"] for m in s["metrics"]}
-        if s["key"] in ("guarantee", "synthetic") or s["metrics"] or s["figures"]:
-            if s["key"] not in ("guarantee", "synthetic"):
+        if s["key"] in ("guarantee", "synthetic", "files") or s["metrics"] or s["figures"]:
+            if s["key"] not in ("guarantee", "synthetic", "files"):
                 s["notes"] = []
                 s["facts"] = []
             kept_sections.append(s)
-    d["sections"] = kept_sections
-    checks = [c for c in d["summary"]["checks"] if c["metric"] in kept_keys or c["metric"].startswith("guarantee.")]
-    verdicts = [Check(**c) for c in checks]
-    v = overall(verdicts)
+    summary = d["summary"]
+    verdicts = summary.get("verdicts") or {}
+    review = Section("review", "Internal review", intro=(
+        "The empirical attacks and the utility measurements use the real patients, so they are not in this "
+        "document. They were run on the same synthetic files (see the hashes under Provenance and files) in the "
+        "internal review cited here."))
+    review.facts = [("Internal review id", str(meta.get("report_id") or "—")),
+                    ("Date of the internal review", str(meta.get("created") or "—")),
+                    ("Privacy verdict of the internal review", str(verdicts.get("privacy", "n/a")).upper()),
+                    ("Fitness-for-use verdict of the internal review", str(verdicts.get("utility", "n/a")).upper()),
+                    ("Reviewer", str(meta.get("reviewer") or "________________ (name, role, date, signature)"))]
+    d["sections"] = kept_sections + [review.to_dict()]
+    checks = [c for c in summary["checks"] if c["metric"] in kept_keys or c["metric"].startswith("guarantee.")]
     privacy = meta.get("privacy") or {}
-    plain = [p for p in d["summary"]["plain"] if p.startswith(("Formal guarantee", "No formal"))]
-    plain.append("This release version omits every statistic of the real data: the empirical attacks and utility "
-                 "measurements were reviewed internally.")
-    d["summary"] = {"verdict": v, "headline": {"pass": "Formal privacy guarantee in place.",
-                                                "warn": "Formal privacy guarantee in place, with reservations.",
-                                                "fail": "The formal privacy guarantee is missing or not valid.",
-                                                "n/a": "No check applies."}[v],
-                    "plain": plain, "lines": [d["summary"]["lines"][0]], "checks": checks}
+    plain = [p for p in summary["plain"] if p.startswith(("Formal guarantee", "No formal"))]
+    plain.append(f"The empirical attacks and utility measurements were reviewed internally (review "
+                 f"{meta.get('report_id') or '—'} of {meta.get('created') or '—'}): privacy "
+                 f"{str(verdicts.get('privacy', 'n/a')).upper()}, fitness for use "
+                 f"{str(verdicts.get('utility', 'n/a')).upper()}.")
+    if reasons:
+        headline = "PREVIEW: not certified for release (" + reasons[0][1] + ")"
+    else:
+        headline = (f"Differential privacy at the patient level, ε = {privacy.get('epsilon', 0.0):.3g}, "
+                    f"δ = {privacy.get('delta') or 0.0:.1g}, for the synthetic data described here.")
+    d["summary"] = {"verdict": "n/a", "release": True, "verdicts": verdicts, "headline": headline,
+                    "plain": plain, "lines": [summary["lines"][1] if len(summary["lines"]) > 1 else summary["lines"][0]],
+                    "checks": checks}
     meta["privacy"] = {k: privacy.get(k) for k in ("epsilon", "delta", "seeded", "has_guarantee", "mechanisms")}
     d["warnings"] = []
     return d

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ..exceptions import InvalidParameterError
 from .model import Check, Metric, Verdict
 
-__all__ = ["Threshold", "DEFAULT_THRESHOLDS", "judge", "overall", "load_thresholds", "max_auc"]
+__all__ = ["Threshold", "DEFAULT_THRESHOLDS", "judge", "overall", "load_thresholds", "max_auc", "max_share"]
 
 
 @dataclass(frozen=True)
@@ -287,20 +287,45 @@ def _judge_with_guarantee(m: Metric, th: Threshold, epsilon: float, delta: float
     return Check(m.key, m.name, m.value, rule, "pass", th.why + note)
 
 
-def _judge_share(m: Metric) -> Check:
-    """The closer-to-train share against its permutation null, one-sided."""
+def max_share(epsilon: float, delta: float = 0.0) -> float:
+    """The largest expected closer-to-train share under (ε, δ)-DP with add/remove neighbours.
+
+    Relabelling one real record from holdout to training is a substitution (two add/remove steps),
+    so each record's share of nearest-neighbour weight can grow at most by e^(2ε): the share is at
+    most e^(2ε) / (1 + e^(2ε)) (+ δ terms).
+
+    Examples
+    --------
+    >>> round(max_share(1.0), 3)
+    0.881
+    """
+    e = math.exp(min(2.0 * float(epsilon), 700.0))
+    return min(1.0, e / (1.0 + e) + 2.0 * float(delta))
+
+
+def _judge_share(m: Metric, epsilon: float | None = None, delta: float | None = None) -> Check:
+    """The closer-to-train share against its permutation null, one-sided (and against the guarantee's ceiling)."""
     d = m.details or {}
+    ceiling = max_share(epsilon, delta or 0.0) if epsilon is not None else None
     rule = (f"one-sided permutation test: fail when p < {SHARE_FAIL_P:g} and the share exceeds the null by > "
-            f"{SHARE_FAIL_EXCESS:g}; warn when p < {SHARE_WARN_P:g}")
+            f"{SHARE_FAIL_EXCESS:g}" + (f" and the whole interval exceeds the ε = {epsilon:.3g} ceiling "
+                                        f"{ceiling:.3g}" if ceiling is not None else "")
+            + f"; warn when p < {SHARE_WARN_P:g}")
     p = d.get("p_value")
     if m.value is None or p is None:
         return Check(m.key, m.name, m.value, rule, "n/a", str(d.get("reason", "Not computed.")))
     centre = float(d.get("null_centre", 0.5))
     excess = float(d.get("test_share", m.value)) - centre
-    if p < SHARE_FAIL_P and excess > SHARE_FAIL_EXCESS:
+    lo = float(min(m.ci)) if m.ci is not None else float(m.value)
+    beyond = ceiling is None or lo > ceiling
+    if p < SHARE_FAIL_P and excess > SHARE_FAIL_EXCESS and beyond:
         v: Verdict = "fail"
         why = (f"Synthetic records sit closer to training patients than chance allows (p = {p:.2g}, "
-               f"{excess:+.3g} over the null): a sign of memorisation.")
+               f"{excess:+.3g} over the null)" + (f", beyond what ε = {epsilon:.3g} allows ({ceiling:.3g})"
+                                                  if ceiling is not None else "") + ": a sign of memorisation.")
+    elif p < SHARE_FAIL_P and excess > SHARE_FAIL_EXCESS:
+        v, why = "warn", (f"Synthetic records sit measurably closer to training patients than chance (p = {p:.2g}, "
+                          f"{excess:+.3g} over the null), within what ε = {epsilon:.3g} allows.")
     elif p < SHARE_WARN_P and excess > 0:
         v, why = "warn", f"Slightly more synthetic records closer to training than expected (p = {p:.2g})."
     else:
@@ -376,7 +401,7 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
             checks.append(_judge_tpr(m, claimed_epsilon, claimed_delta))
             continue
         if user is None and m.key == "attacks.dcr.share_closer_to_train":
-            checks.append(_judge_share(m))
+            checks.append(_judge_share(m, claimed_epsilon, claimed_delta))
             continue
         th = _match(m.key, merged)
         if th is None:

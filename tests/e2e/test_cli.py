@@ -51,8 +51,13 @@ def test_demo(runner: CliRunner, tmp_path: Path) -> None:
     assert "[8/8] report" in res.output and "verdict: FAIL" in res.output
     assert "ε spent: 1 (δ = 1e-06), unit: patient — SEEDED, not for release" in res.output
     assert "attacks: " in res.output and "utility: " in res.output
-    for name in ("report.json", "report.html", "report.pdf", "report-release.json", "report-release.html"):
+    # seeded noise: the release is refused, and the shareable layout is written as a marked preview
+    assert "release refused: The fit's privacy noise was seeded" in res.output
+    for name in ("report.json", "report.html", "report.pdf", "report-preview.json", "report-preview.html"):
         assert (out / "report" / name).stat().st_size > 1000, name
+    assert not (out / "report" / "report-release.json").exists()
+    manifest = {e["role"] for e in sh.Report.load(out / "report").doc["meta"]["manifest"]}
+    assert manifest == {"synthetic table", "synthetic FHIR", "model", "ledger"}
     rep = sh.Report.load(out / "report")
     assert rep.metric("guarantee.epsilon")["value"] == pytest.approx(1.0)
     res = runner.invoke(main, ["validate", str(out / "synthetic-fhir"), "-q"])
@@ -81,10 +86,19 @@ def test_split_fit_sample_report(runner: CliRunner, tmp_path: Path) -> None:
                                str(tmp_path / "syn.parquet"), "--model", str(tmp_path / "model"), "-o", str(out),
                                "--release", "--thresholds", str(th), "--format", "json", "--format", "html",
                                "--seed", "0", "-q"])
-    assert res.exit_code == 0, res.output
+    # a seeded fit: the release is refused (issue 15.4), the internal review is written
+    assert res.exit_code == 2, res.output
+    assert "release report refused: The fit's privacy noise was seeded" in res.output
     assert "verdict: " in res.output and "ε spent: 1 (δ = 1e-06)" in res.output
-    assert sorted(p.name for p in out.iterdir()) == ["report-release.html", "report-release.json", "report.html",
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]
+    res = runner.invoke(main, ["report", "--real", str(train), "--holdout", str(hold), "--synthetic",
+                               str(tmp_path / "syn.parquet"), "--model", str(tmp_path / "model"), "-o", str(out),
+                               "--release", "--preview", "--thresholds", str(th), "--format", "json", "--format",
+                               "html", "--seed", "0", "-q"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["report-preview.html", "report-preview.json", "report.html",
                                                      "report.json"]
+    assert "PREVIEW, NOT A RELEASE" in (out / "report-preview.html").read_text(encoding="utf-8")
     rep = sh.Report.load(out)
     assert {c["metric"]: c["verdict"] for c in rep.checks}["utility.tvd1.mean"] == "pass"
     assert rep.doc["meta"]["n_train"] == 900 and rep.doc["meta"]["generator"] == "MST"
@@ -102,6 +116,38 @@ def test_split_fit_sample_report(runner: CliRunner, tmp_path: Path) -> None:
     res = runner.invoke(main, ["split", "-s", "flchain", "-d", str(data), "--holdout-frac", "1.5",
                                "--train-out", str(train), "--holdout-out", str(hold)])
     assert res.exit_code == 2 and "'--holdout-frac' option must be in (0, 1). Got 1.5" in res.output
+
+
+def test_release_certifies_only_a_model_output_it_checked(runner: CliRunner, tmp_path: Path) -> None:
+    data = tmp_path / "flchain.parquet"
+    sh.write_table(sh.datasets.load_flchain().sample(1200, random_state=1), data)
+    train, hold = tmp_path / "train.parquet", tmp_path / "holdout.parquet"
+    res = runner.invoke(main, ["split", "-s", "flchain", "-d", str(data), "--holdout-frac", "0.25",
+                               "--train-out", str(train), "--holdout-out", str(hold), "-q"])
+    assert res.exit_code == 0, res.output
+    # an unseeded fit with OpenDP's secure samplers
+    res = runner.invoke(main, ["fit", "-s", "flchain", "-d", str(train), "-g", "mst", "-e", "1",
+                               "-o", str(tmp_path / "model"), "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["sample", str(tmp_path / "model"), "-n", "900", "-o", str(tmp_path / "syn.parquet")])
+    assert res.exit_code == 0, res.output
+    base = ["report", "--real", str(train), "--holdout", str(hold), "--model", str(tmp_path / "model"),
+            "--release", "--format", "json", "--format", "html", "-q", "--reviewer", "A. Officer"]
+    out = tmp_path / "ok"
+    res = runner.invoke(main, base + ["--synthetic", str(tmp_path / "syn.parquet"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rel = sh.Report.load(out / "report-release.json")
+    internal = sh.Report.load(out / "report.json")
+    assert rel.doc["meta"]["report_id"] == internal.doc["meta"]["report_id"]
+    review = rel.facts("review")
+    assert review["Reviewer"] == "A. Officer"
+    assert review["Privacy verdict of the internal review"] == internal.doc["summary"]["verdicts"]["privacy"].upper()
+    roles = {e["role"] for e in rel.doc["meta"]["manifest"]}
+    assert {"synthetic", "model"} <= roles
+    # the real training table passed as "synthetic": not a model's output
+    res = runner.invoke(main, base + ["--synthetic", str(train), "-o", str(tmp_path / "copy")])
+    assert res.exit_code == 2 and "release report refused: The synthetic table is not a model's output" in res.output
+    assert not (tmp_path / "copy" / "report-release.json").exists()
 
 
 def test_fit_and_sample(runner: CliRunner, tmp_path: Path) -> None:

@@ -425,13 +425,22 @@ def _verdict_badge(verdict: Any) -> str:
 
 
 def _summary(summary: Mapping[str, Any], metric_ids: Mapping[str, str]) -> str:
-    v = _verdict(summary.get("verdict"))
+    verdicts = summary.get("verdicts") if isinstance(summary.get("verdicts"), Mapping) else {}
+    v = _verdict(verdicts.get("privacy") if verdicts and not summary.get("release") else summary.get("verdict"))
     cls = "na" if v == "n/a" else v
     lamps = "".join(f'<span class="lamp lamp-{x}{" on" if x == v else ""}"></span>' for x in ("fail", "warn", "pass"))
+    if summary.get("release"):  # the release states the guarantee; it has no traffic light of its own
+        label, lights, cls = "Release statement", "", "na"
+    elif verdicts:
+        label = (f"Privacy: {verdict_label(verdicts.get('privacy'))} · Fitness for use: "
+                 f"{verdict_label(verdicts.get('utility'))}")
+        lights = f'<div class="lights" aria-hidden="true">{lamps}</div>'
+    else:
+        label, lights = f"Overall: {verdict_label(v)}", f'<div class="lights" aria-hidden="true">{lamps}</div>'
     parts = ['<section id="summary" class="summary" aria-labelledby="summary-h">',
              '<h2 id="summary-h">Summary</h2>',
-             f'<div class="overall overall-{cls}" role="status"><div class="lights" aria-hidden="true">{lamps}</div>'
-             f'<div><p class="overall-label">Overall: {_e(verdict_label(v))}</p>'
+             f'<div class="overall overall-{cls}" role="status">{lights}'
+             f'<div><p class="overall-label">{_e(label)}</p>'
              f'<p class="headline">{_e(summary.get("headline") or "")}</p></div></div>']
     plain = [str(p) for p in summary.get("plain") or []]
     if plain:

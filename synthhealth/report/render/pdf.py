@@ -340,22 +340,32 @@ def _summary_pages(w: _Writer, title: str, meta: Mapping[str, Any], shown: list[
         else:
             w.box(n, face="#fff4d6", ink="#6b4300", edge="#e8a200")
 
-    # the overall verdict: a traffic light and the word
-    v = str(summary.get("verdict") or "n/a").lower()
+    # the verdicts: a traffic light (of the privacy verdict) and the words; the release has no light
+    verdicts = summary.get("verdicts") if isinstance(summary.get("verdicts"), Mapping) else {}
+    release = bool(summary.get("release"))
+    v = str((verdicts.get("privacy") if verdicts and not release else summary.get("verdict")) or "n/a").lower()
     v = v if v in _VERDICT_COLORS else "n/a"
-    face, ink, strong = _VERDICT_COLORS[v]
+    if release:
+        label = "Release statement"
+    elif verdicts:
+        label = (f"Privacy: {verdict_label(verdicts.get('privacy'))} · Fitness for use: "
+                 f"{verdict_label(verdicts.get('utility'))}")
+    else:
+        label = f"Overall: {verdict_label(v)}"
+    face, ink, strong = _VERDICT_COLORS["n/a" if release else v]
     head = _wrap(summary.get("headline") or "", _TW - 1.4, 12, "bold")
     h = max(1.25, 0.55 + _lh(12) * len(head) + 0.2)
     w.ensure(h + 0.1)
     w.space(0.05)
     w.rect(_ML, w.y, _TW, h, face=face, edge=strong, lw=2.5)
-    w.rect(_ML + 0.2, w.y + (h - 1.05) / 2, 0.42, 1.05, face="#2b2f33")
     assert w.fig is not None
-    for k, (lamp, col) in enumerate((("fail", "#ff3b30"), ("warn", "#ffcc00"), ("pass", "#34c759"))):
-        cy = w.y + (h - 1.05) / 2 + 0.19 + k * 0.335
-        w.fig.add_artist(Ellipse(((_ML + 0.41) / _W, 1 - cy / _H), 0.26 / _W, 0.26 / _H, facecolor=col,
-                                 alpha=1.0 if lamp == v else 0.22, transform=w.fig.transFigure, edgecolor="none"))
-    w.text(_ML + 0.9, w.y + 0.15, f"Overall: {verdict_label(v)}", size=22, color=ink, weight="bold")
+    if not release:
+        w.rect(_ML + 0.2, w.y + (h - 1.05) / 2, 0.42, 1.05, face="#2b2f33")
+        for k, (lamp, col) in enumerate((("fail", "#ff3b30"), ("warn", "#ffcc00"), ("pass", "#34c759"))):
+            cy = w.y + (h - 1.05) / 2 + 0.19 + k * 0.335
+            w.fig.add_artist(Ellipse(((_ML + 0.41) / _W, 1 - cy / _H), 0.26 / _W, 0.26 / _H, facecolor=col,
+                                     alpha=1.0 if lamp == v else 0.22, transform=w.fig.transFigure, edgecolor="none"))
+    w.text(_ML + 0.9, w.y + 0.15, label, size=22 if len(label) < 30 else 16, color=ink, weight="bold")
     w.text(_ML + 0.9, w.y + 0.58, "\n".join(head), size=12, color=ink, weight="bold")
     w.y += h + 0.18
 

@@ -89,7 +89,12 @@ def test_share_is_one_sided() -> None:
     # above 0.5 but within the null's spread: pass (the 0.682 at 50 holdout patients)
     (c,) = judge([_share_metric(0.682, 0.08)], claimed_epsilon=1.0)
     assert c.verdict == "pass"
+    # significant but within what ε = 1 allows: warn; beyond it (or with no guarantee): fail
     (c,) = judge([_share_metric(0.682, 0.001)], claimed_epsilon=1.0)
+    assert c.verdict == "warn"
+    (c,) = judge([_share_metric(0.682, 0.001)])
+    assert c.verdict == "fail"
+    (c,) = judge([_share_metric(0.99, 0.001)], claimed_epsilon=1.0)
     assert c.verdict == "fail"
     (c,) = judge([_share_metric(0.53, 0.03)], claimed_epsilon=1.0)
     assert c.verdict == "warn"

@@ -97,7 +97,7 @@ def test_no_real_record_in_any_output_file(flchain, tmp_path: Path) -> None:
     gen = sh.MST(epsilon=1.0, random_state=0).fit(train, schema=schema, progress=False)
     rep = sh.Report.build(real=train, holdout=holdout, synthetic=gen.sample(1500, random_state=0), model=gen,
                           random_state=0, progress=False, strict=True, n_boot=20)
-    files = list(rep.save(tmp_path).values()) + list(rep.save(tmp_path, release=True).values())
+    files = list(rep.save(tmp_path).values()) + list(rep.save(tmp_path, release=True, preview=True).values())
     # full-precision values: long enough not to occur by chance among the report's own floats
     needles = ["13.371942", "17.294113", "4.918273", "21.481516", "23.427181"]
     for f in files:
@@ -123,15 +123,15 @@ def test_release_variant_drops_every_real_statistic(flchain) -> None:
     gen = sh.MST(epsilon=1.0, random_state=0).fit(train, schema=schema, progress=False)
     rep = sh.Report.build(real=train, holdout=holdout, synthetic=gen.sample(800, random_state=0), model=gen,
                           random_state=0, progress=False, n_boot=20)
-    doc = rep.to_dict(release=True)
-    assert doc["meta"]["release"] is True and doc["meta"]["n_train"] is None and doc["meta"]["n_holdout"] is None
+    doc = rep.to_dict(release=True, preview=True)  # a seeded test fit: a preview of the release layout
+    assert doc["meta"]["release"] is True and doc["meta"]["preview"] is True and doc["meta"]["n_train"] is None and doc["meta"]["n_holdout"] is None
     for s in doc["sections"]:
         assert all(m["real_data"] is False for m in s["metrics"])
         assert all(f["real_data"] is False for f in s["figures"])
     keys = {m["key"] for s in doc["sections"] for m in s["metrics"]}
     assert "guarantee.epsilon" in keys and not any(k.startswith(("attacks.", "utility.", "bias.")) for k in keys)
     assert all(c["metric"].startswith("guarantee.") for c in doc["summary"]["checks"])
-    assert "RELEASE VERSION" in doc["meta"]["notices"][0]
+    assert "PREVIEW, NOT A RELEASE" in doc["meta"]["notices"][0] and "RELEASE VERSION" in doc["meta"]["notices"][1]
     # the internal document is unchanged
     assert rep.doc["meta"]["release"] is False and rep.doc["meta"]["n_train"] == 1500
 
