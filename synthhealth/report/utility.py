@@ -644,6 +644,8 @@ def pmse(data: ReportData, random_state: Any = None, *, max_rows: int = 50_000) 
     if k > 0.1 * n:  # the chi-square approximation needs many rows per parameter
         details["warning"] = (f"{k} parameters for {n} rows: the model can nearly interpolate, the null "
                               "expectation is unreliable and the ratio should not be judged")
+        details["not_judged"] = (f"{k} parameters for {n} rows (more than one per 10 rows): the classifier can "
+                                 "nearly interpolate, so the null expectation of the pMSE is unreliable")
         desc_sub += " Too few rows for the number of categories: read this ratio with caution."
     metrics = [
         Metric("utility.pmse", "Propensity score MSE (pMSE)", value, "minimize", (0.0, 0.25), null,

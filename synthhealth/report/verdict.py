@@ -34,8 +34,11 @@ class Threshold:
     better : {"lower", "higher"}, default "lower"
         Which direction is better for the value (ignored with ``measure="gap"``, where a smaller
         gap is always better).
-    measure : {"value", "gap"}, default "value"
-        ``"gap"`` judges ``|value − reference|`` (lower is better) instead of the value.
+    measure : {"value", "gap", "shortfall"}, default "value"
+        ``"gap"`` judges ``|value − reference|`` (lower is better) instead of the value;
+        ``"shortfall"`` judges ``max(reference − value, 0)``, one-sided: a value above its
+        reference is never worse (e.g. a model trained on synthetic data beating one trained on
+        real data).
     why : str, default ""
         Plain-language meaning, shown beside the verdict.
     basis : {"value", "ci"}, default "value"
@@ -60,7 +63,7 @@ class Threshold:
     pass_at: float
     warn_at: float
     better: Literal["lower", "higher"] = "lower"
-    measure: Literal["value", "gap"] = "value"
+    measure: Literal["value", "gap", "shortfall"] = "value"
     why: str = ""
     basis: Literal["value", "ci"] = "value"
 
@@ -71,9 +74,9 @@ class Threshold:
         if self.basis not in ("value", "ci"):
             raise InvalidParameterError(f"The 'basis' parameter of Threshold must be 'value' or 'ci'. "
                                         f"Got {self.basis!r} instead.")
-        if self.measure not in ("value", "gap"):
-            raise InvalidParameterError(f"The 'measure' parameter of Threshold must be 'value' or 'gap'. "
-                                        f"Got {self.measure!r} instead.")
+        if self.measure not in ("value", "gap", "shortfall"):
+            raise InvalidParameterError(f"The 'measure' parameter of Threshold must be 'value', 'gap' or "
+                                        f"'shortfall'. Got {self.measure!r} instead.")
         ordered = self.pass_at <= self.warn_at if self.better == "lower" else self.pass_at >= self.warn_at
         if not ordered:
             raise InvalidParameterError(
@@ -95,8 +98,8 @@ class Threshold:
         >>> Threshold(0.1, 0.2, measure="gap", basis="ci").rule()
         '|value − reference| ≤ 0.1 pass, ≤ 0.2 warn (whole 95% CI)'
         """
-        op = "≤" if self.better == "lower" or self.measure == "gap" else "≥"
-        what = "|value − reference| " if self.measure == "gap" else ""
+        op = "≤" if self.better == "lower" or self.measure in ("gap", "shortfall") else "≥"
+        what = {"gap": "|value − reference| ", "shortfall": "(reference − value) "}.get(self.measure, "")
         if self.pass_at == self.warn_at:
             worse = ">" if op == "≤" else "<"
             text = f"{what}{op} {self.pass_at:g} pass, {worse} {self.pass_at:g} fail"
@@ -105,7 +108,7 @@ class Threshold:
         return f"{what}{op} {self.pass_at:g} pass, {op} {self.warn_at:g} warn{ci}"
 
     def _one(self, x: float) -> Verdict:
-        if self.better == "lower" or self.measure == "gap":
+        if self.better == "lower" or self.measure in ("gap", "shortfall"):
             return "pass" if x <= self.pass_at else "warn" if x <= self.warn_at else "fail"
         return "pass" if x >= self.pass_at else "warn" if x >= self.warn_at else "fail"
 
@@ -141,7 +144,7 @@ class Threshold:
         """
         if value is None or not math.isfinite(value):
             return "n/a"
-        if self.measure == "gap" and reference is None:
+        if self.measure in ("gap", "shortfall") and reference is None:
             return "n/a"
         if self.basis == "ci" and ci is not None and all(c is not None and math.isfinite(c) for c in ci):
             lo, hi = float(min(ci)), float(max(ci))
@@ -150,6 +153,9 @@ class Threshold:
                 far = max(abs(lo - reference), abs(hi - reference))
                 near = 0.0 if lo <= reference <= hi else min(abs(lo - reference), abs(hi - reference))
                 worst, best = far, near
+            elif self.measure == "shortfall":
+                assert reference is not None
+                worst, best = max(reference - lo, 0.0), max(reference - hi, 0.0)
             elif self.better == "lower":
                 worst, best = hi, lo
             else:
@@ -158,8 +164,11 @@ class Threshold:
             if v_worst == v_best:
                 return v_worst
             return "fail" if v_best == "fail" else "warn" if v_worst != "pass" else "pass"
-        x = abs(value - reference) if self.measure == "gap" and reference is not None else value
-        return self._one(x)
+        if self.measure == "gap" and reference is not None:
+            return self._one(abs(value - reference))
+        if self.measure == "shortfall" and reference is not None:
+            return self._one(max(reference - value, 0.0))
+        return self._one(value)
 
 
 _AUC = "An AUC of 0.5 means the attacker does no better than a coin toss; 1.0 means members are always recognised."
@@ -180,15 +189,17 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
     "utility.tvd2.mean": Threshold(0.1, 0.15, measure="gap",
                                    why="Mean distance between real and synthetic two-attribute distributions, "
                                        "beyond the distance between two real samples (train vs holdout)."),
-    "utility.tstr.auroc": Threshold(0.03, 0.07, measure="gap",
+    "utility.tstr.auroc": Threshold(0.03, 0.07, measure="shortfall", basis="ci",
                                     why="AUROC of a model trained on synthetic data, compared with one trained on "
-                                        "real data (both tested on real holdout data)."),
+                                        "real data (both tested on real holdout data). One-sided: doing better than "
+                                        "train-on-real is not a failure."),
     "utility.survival.km_max_gap": Threshold(0.05, 0.1, why="Largest gap between real and synthetic survival curves."),
     "utility.pmse_ratio": Threshold(10.0, 100.0, why="How easily a classifier tells synthetic from real, relative "
                                                      "to chance (1 = indistinguishable)."),
     "bias.rare.retention": Threshold(0.9, 0.7, better="higher", why="Share of rare categories (< 1% of patients) "
                                                                     "that the synthetic data keeps."),
-    "bias.subgroup.worst_tvd": Threshold(0.15, 0.3, why="Fidelity of the worst-served subgroup (sex × age band)."),
+    "bias.subgroup.worst_tvd": Threshold(0.15, 0.3, why="Fidelity of the worst-served demographic subgroup (sex × "
+                                                        "age band, race, ethnicity: whichever the schema has)."),
     "bias.coverage": Threshold(0.7, 0.4, better="higher", why="Share of real patients with a synthetic look-alike "
                                                               "nearby (diversity)."),
 }
@@ -406,6 +417,10 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
         th = _match(m.key, merged)
         if th is None:
             continue
+        reason = (m.details or {}).get("not_judged")
+        if user is None and reason:
+            checks.append(Check(m.key, m.name, m.value, th.rule(), "n/a", f"Cannot be judged at this size: {reason}."))
+            continue
         ctrl = (m.details or {}).get("control") if m.key.startswith("attacks.inference") else None
         if user is None and isinstance(ctrl, dict) and (ctrl.get("rate") or 0.0) >= INFERENCE_IMPLIED_RATE:
             checks.append(Check(m.key, m.name, m.value, th.rule(), "n/a",
@@ -481,7 +496,7 @@ def load_thresholds(doc: Mapping[str, Any]) -> dict[str, Threshold]:
         if not isinstance(spec, Mapping) or "pass_at" not in spec or "warn_at" not in spec:
             raise InvalidParameterError(f"threshold {pattern!r} must be a mapping with 'pass_at' and 'warn_at'. "
                                         f"Got {spec!r} instead.")
-        unknown = set(spec) - {"pass_at", "warn_at", "better", "measure", "why", "basis"}
+        unknown = set(spec) - {"pass_at", "warn_at", "better", "measure", "why", "basis"}  # measure: value/gap/shortfall
         if unknown:
             raise InvalidParameterError(f"threshold {pattern!r} has unknown keys {sorted(unknown)}; allowed: pass_at, "
                                         "warn_at, better, measure, why, basis.")

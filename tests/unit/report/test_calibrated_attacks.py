@@ -118,3 +118,19 @@ def test_inference_not_judged_when_control_already_succeeds() -> None:
                details={"control": {"rate": 0.97, "n_success": 485, "n_attacks": 500}})
     (c,) = judge([m], claimed_epsilon=1.0)
     assert c.verdict == "n/a" and "implied by other attributes" in c.why
+
+
+def test_tstr_is_one_sided() -> None:
+    # a perfect generator that beats train-on-real must not fail (issue 15.3)
+    better = Metric("utility.tstr.auroc", "TSTR", 0.85, "maximize", reference=0.75, ci=(0.80, 0.90))
+    worse = Metric("utility.tstr.auroc", "TSTR", 0.60, "maximize", reference=0.75, ci=(0.55, 0.65))
+    cs = judge([better, worse])
+    assert [c.verdict for c in cs] == ["pass", "fail"]
+    assert cs[0].rule.startswith("(reference − value) ≤ 0.03")
+
+
+def test_checks_that_cannot_be_judged_at_this_size_say_so() -> None:
+    m = Metric("utility.pmse_ratio", "pMSE ratio", 40.0, "minimize", reference=1.0,
+               details={"not_judged": "106 parameters for 138 rows"})
+    (c,) = judge([m])
+    assert c.verdict == "n/a" and c.why == "Cannot be judged at this size: 106 parameters for 138 rows."
