@@ -29,7 +29,7 @@ import platform
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -922,7 +922,9 @@ class PrivacyLedger:
                      "run `synthhealth ledger status` and `synthhealth ledger clear-stale` on this ledger")
         return note + "."
 
-    def _check(self, rho: float, epsilon: float, delta: float, exclude_fit: str | None, after: str) -> None:
+    def _check(self, rho: float, epsilon: float, delta: float, exclude_fit: str | None,
+               after: str | Callable[[], str]) -> None:
+        """:meth:`check`, counting every reservation but ``exclude_fit``'s; ``after`` ends the message."""
         for name, v in (("rho", rho), ("epsilon", epsilon), ("delta", delta)):
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise InvalidParameterError(f"The {name!r} parameter must be a float in [0, inf). Got {v!r} instead.")
@@ -935,7 +937,7 @@ class PrivacyLedger:
                 raise BudgetExceededError(
                     f"privacy budget exceeded{where}: this needs epsilon={epsilon:.4g}, delta={delta:.3g} on top of "
                     f"what was spent or reserved, which would exceed the ledger's {self.budget}."
-                    f"{self._reserved_note(exclude_fit)} {after}")
+                    f"{self._reserved_note(exclude_fit)} {after if isinstance(after, str) else after()}")
             return
         remaining = self._remaining_rho(exclude_fit)
         if rho > remaining * (1 + _TOL) + 1e-15:
@@ -944,7 +946,7 @@ class PrivacyLedger:
             raise BudgetExceededError(
                 f"privacy budget exceeded{where}: this needs epsilon={need:.4g} (rho={rho:.6g}) but only "
                 f"epsilon={left:.4g} (rho={remaining:.6g}) of the ledger's {self.budget} remains."
-                f"{self._reserved_note(exclude_fit)} {after}")
+                f"{self._reserved_note(exclude_fit)} {after if isinstance(after, str) else after()}")
 
     def begin_fit(self, generator: str, *, rho: float, epsilon: float | None = None, delta: float | None = None,
                   schema_hash: str | None = None, seeded: bool = False, accounting: str = "zcdp") -> str:
@@ -1061,7 +1063,7 @@ class PrivacyLedger:
                         + self._spent_note(fid))
                 # the fit's own reservation is what this entry spends: count everything else
                 own = fid if fit.get("accounting", "zcdp") == "zcdp" else None
-                self._check(entry.rho, 0.0, 0.0, own, self._spent_note(fid))
+                self._check(entry.rho, 0.0, 0.0, own, lambda: self._spent_note(fid))
             else:
                 eps_used, delta_used = self._approx(fid)
                 if fit.get("accounting") == "approx_dp" and (
@@ -1071,7 +1073,7 @@ class PrivacyLedger:
                         f"fit {fid} would spend more (epsilon, delta) than it planned "
                         f"({fit['epsilon']}, {fit['delta']}). " + self._spent_note(fid))
                 own = fid if fit.get("accounting") == "approx_dp" else None
-                self._check(0.0, entry.epsilon, entry.delta, own, self._spent_note(fid))
+                self._check(0.0, entry.epsilon, entry.delta, own, lambda: self._spent_note(fid))
             self.entries.append(entry)
             self._write()
 
