@@ -608,6 +608,11 @@ def sweep(schema_src: str, real: tuple[str, ...], holdout: tuple[str, ...], gene
     except ValueError:
         raise sh.InvalidParameterError(
             f"The '--epsilons' option must be comma-separated numbers. Got {epsilons!r} instead.") from None
+    if ledger is None and (output / "ledger.json").exists():
+        # the sweep would save its new ledger there: an earlier ledger must never be reset
+        raise sh.InvalidParameterError(
+            f"{output / 'ledger.json'} already exists: pass it with --ledger to keep counting on it, or choose another "
+            "--output folder. No data was accessed.")
     cost = sh.sweep_cost(eps, generator=generator, delta=delta)
     click.echo(f"This sweep fits {generator.upper()} {cost.n_fits} times on the real data and spends the sum of "
                f"the budgets: epsilons {', '.join(f'{e:g}' for e in sorted(eps))} (sum {cost.epsilon_sum:g}); the "

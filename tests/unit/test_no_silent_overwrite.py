@@ -213,3 +213,19 @@ def test_flatten_and_sample_refuse_existing_outputs(tmp_path: Path, table: pd.Da
     res = runner.invoke(main, ["sample", str(model), "-n", "5", "-o", str(existing), "--overwrite", "--seed", "1"])
     assert res.exit_code == 0, res.output
     assert len(pd.read_parquet(existing)) == 5
+
+
+# ------------------------------------------------------------------------ sweep
+def test_sweep_never_replaces_an_earlier_ledger(tmp_path: Path, table: pd.DataFrame, schema_file: Path) -> None:
+    data = sh.write_table(table, tmp_path / "train.parquet")
+    out = tmp_path / "sw"
+    out.mkdir()
+    led = PrivacyLedger.open(out / "ledger.json", PrivacyBudget(1.0, 1e-6))
+    led.end_fit(led.begin_fit("aim", rho=0.001))
+    before = (out / "ledger.json").read_bytes()
+    res = CliRunner().invoke(main, ["sweep", "-s", str(schema_file), "--real", str(data), "--holdout", str(data),
+                                    "--epsilons", "0.5", "-o", str(out), "--yes", "--one-row-per-patient"])
+    assert res.exit_code == 2, res.output
+    assert "already exists" in res.output and "--ledger" in res.output
+    assert (out / "ledger.json").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["ledger.json", "ledger.json.lock"]
