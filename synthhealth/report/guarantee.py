@@ -192,6 +192,12 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
         sec.facts.insert(2, ("Generator", generator))
     if this is not None and len(fits) > 1:
         sec.facts.insert(3, ("ε of the fit that produced this data", _fmt(this.epsilon, 4)))
+    if total.n_reserved:
+        # fits still running on this ledger (or crashed, stale): their spending is not in ε yet
+        sec.facts.append(("Fits still running on this ledger", (
+            f"{total.n_reserved}, reserving up to ε = {_fmt(total.committed_epsilon or eps, 4)} in all; the ε above "
+            "counts only what was measured" + (f"; {total.n_stale} of them stale (the process is gone)"
+                                               if total.n_stale else ""))))
     versions = {}
     for f in fits:
         versions.update(f.get("versions") or {})

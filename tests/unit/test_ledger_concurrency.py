@@ -386,3 +386,18 @@ def test_report_fit_records_keep_dates_only(schema: sh.PatientSchema) -> None:
 def test_to_dict_times_is_validated() -> None:
     with pytest.raises(sh.InvalidParameterError, match="'times' parameter"):
         PrivacyLedger(PrivacyBudget(1.0, 1e-6)).to_dict(times="hour")
+
+
+def test_report_names_fits_still_running(schema: sh.PatientSchema) -> None:
+    from synthhealth.report.guarantee import guarantee_section
+
+    led = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
+    done = led.begin_fit("mst", rho=0.01)
+    led.charge(entry(done, 0.01))
+    led.end_fit(done)
+    sec, _ = guarantee_section(led, schema, fit_id=done)
+    assert "Fits still running on this ledger" not in dict(sec.facts)
+    led.begin_fit("aim", rho=0.005)
+    sec, _ = guarantee_section(led, schema, fit_id=done)
+    text = dict(sec.facts)["Fits still running on this ledger"]
+    assert text.startswith("1, reserving up to ε = ") and "stale" not in text
