@@ -141,3 +141,34 @@ def test_report_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
     colours = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2])
     assert len(colours) > 50  # not a blank page: text, banners, the traffic light and the plots
     assert 0xB3261E in colours  # the red of the NOT FOR RELEASE banner is painted
+
+
+@pytest.mark.parametrize("release", [False, True], ids=["internal", "release"])
+def test_verdicts_review_and_manifest_render_in_chromium(browser: Any, tmp_path: Path, release: bool) -> None:
+    """The two verdicts (internal), the release statement without a traffic light, the internal-review
+    citation and the sha256 manifest (issue 15.3, 15.4): shown, and a 64-character hash does not overflow."""
+    from selenium.webdriver.common.by import By
+
+    from ..unit.report.test_render import _two_verdict_doc
+
+    doc = _two_verdict_doc(release=release)
+    if release:
+        doc["sections"].append({"key": "review", "title": "Internal review", "intro": "", "metrics": [],
+                                "figures": [], "notes": [],
+                                "facts": [["Internal review id", "0123456789abcdef"], ["Reviewer", "A. Officer"]]})
+    page = tmp_path / "report.html"
+    page.write_text(render_html(doc), encoding="utf-8")
+    load(browser, page)
+    label = browser.find_element(By.CSS_SELECTOR, ".overall-label").text
+    lamps = browser.find_elements(By.CSS_SELECTOR, "#summary .lamp")
+    if release:
+        assert label == "Release statement" and lamps == []
+        assert "0123456789abcdef" in browser.find_element(By.TAG_NAME, "body").text
+    else:
+        assert label == "Privacy: PASS · Fitness for use: FAIL" and len(lamps) == 3
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "ab" * 32 in body.replace("\n", "")
+    overflow = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.table-wrap, main')).filter(e => e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => e.className || e.tagName)")
+    assert overflow == []

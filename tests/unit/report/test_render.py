@@ -426,3 +426,33 @@ def test_pdf_of_the_sample_with_hostile_text(tmp_path: Path) -> None:
     n_figures = [len(s["figures"]) for s in doc["sections"]]
     assert 1 + len(n_figures) <= pdf_pages(out) <= 1 + len(n_figures) + sum((n + 1) // 2 for n in n_figures)
     assert len(re.findall(rb"/Subtype\s*/Image", out.read_bytes())) == sum(n_figures)
+
+
+def _two_verdict_doc(release: bool) -> dict[str, Any]:
+    doc = sample_doc(seeded=False, release=release)
+    for s in doc["sections"]:
+        s["figures"] = []
+    doc["summary"]["verdicts"] = {"privacy": "pass", "utility": "fail"}
+    if release:
+        doc["summary"]["release"] = True
+        doc["summary"]["verdict"] = "n/a"
+    sha = "ab" * 32
+    doc["sections"].append(Section("files", "Provenance and files",
+                                   facts=[("synthetic table: /very/long/path/synthetic-patients.parquet",
+                                           f"sha256 {sha} (12,345 bytes)")]).to_dict())
+    return doc
+
+
+def test_two_verdicts_and_the_files_section(tmp_path: Path) -> None:
+    page = render_html(_two_verdict_doc(release=False))
+    assert "Privacy: PASS · Fitness for use: FAIL" in page and "Overall:" not in page
+    assert "ab" * 32 in page and "Provenance and files" in page
+    assert "table.facts th,table.facts td{overflow-wrap:anywhere}" in page  # a sha256 wraps instead of overflowing
+    assert render_pdf(_two_verdict_doc(release=False), tmp_path / "a.pdf").stat().st_size > 1000
+
+
+def test_release_statement_has_no_traffic_light(tmp_path: Path) -> None:
+    page = render_html(_two_verdict_doc(release=True))
+    summary = page.split('id="summary"')[1].split("</section>")[0]
+    assert "Release statement" in summary and 'class="lamp' not in summary
+    assert render_pdf(_two_verdict_doc(release=True), tmp_path / "r.pdf").stat().st_size > 1000
