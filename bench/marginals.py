@@ -380,7 +380,10 @@ def load_synthea_table(refresh: bool = False) -> pd.DataFrame:
     if cache.exists() and not refresh:
         return sh.read_table(pd.read_parquet(cache), schema)
     log(f"flattening {SYNTHEA_BUNDLES} (cached afterwards in {cache.relative_to(REPO_DIR)})")
-    table = sh.flatten(str(SYNTHEA_BUNDLES), schema)
+    # Synthea's driver's licence numbers are random (two of the 615 share one): person-unique systems only
+    table = sh.flatten(str(SYNTHEA_BUNDLES), schema, identifier_systems=(
+        "https://github.com/synthetichealth/synthea", "http://hospital.smarthealthit.org",
+        "http://hl7.org/fhir/sid/us-ssn"))
     table.to_parquet(cache)
     return table
 

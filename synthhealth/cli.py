@@ -208,18 +208,22 @@ def _check_demo_folder(out: Path, epsilon: float) -> None:
 @click.option("--merge-duplicate-patients", is_flag=True,
               help="Merge Patients that share an identifier (system + value) or are joined by Patient.link into one "
                    "patient (default: refuse them, naming where they are).")
+@click.option("--identifier-system", "identifier_systems", multiple=True,
+              help="FHIR input: an identifier system that identifies a person (repeatable; default: every system). "
+                   "Patients sharing a value of one of them are one person.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
 def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: str, strict: bool,
-            merge_duplicate_patients: bool, overwrite: bool, quiet: bool) -> None:
+            merge_duplicate_patients: bool, identifier_systems: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
     """Flatten FHIR R4 input into one bounded row per patient (indexed by patient_id)."""
     _check_outputs([output], inputs, overwrite)
     schema = sh.load_schema(schema_src)
     reader = sh.fhir.read(list(inputs), strict=strict, on_error=on_error, progress=not quiet)
     t0 = time.perf_counter()
     table = sh.flatten(reader, schema, on_error=on_error,
-                       duplicate_patients="merge" if merge_duplicate_patients else "raise")
+                       duplicate_patients="merge" if merge_duplicate_patients else "raise",
+                       identifier_systems=list(identifier_systems) or None)
     elapsed = time.perf_counter() - t0
     sh.write_table(table, output, overwrite=overwrite)
     stats = reader.stats
@@ -257,13 +261,14 @@ def _check_outputs(outputs: list[Path], inputs: tuple[str, ...], overwrite: bool
 
 # ----------------------------------------------------------------- fit / sample
 def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool, one_row_per_patient: bool = False,
-               merge_duplicate_patients: bool = False) -> Any:
+               merge_duplicate_patients: bool = False, identifier_systems: tuple[str, ...] = ()) -> Any:
     first = Path(data[0])
     if len(data) == 1 and first.name.lower().endswith((".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")):
         # patient ids are checked (duplicates refused); a table without ids needs --one-row-per-patient
         return sh.read_table(first, schema, one_row_per_patient=one_row_per_patient)
     return sh.flatten(sh.fhir.read(list(data), progress=not quiet), schema,
-                      duplicate_patients="merge" if merge_duplicate_patients else "raise")
+                      duplicate_patients="merge" if merge_duplicate_patients else "raise",
+                      identifier_systems=list(identifier_systems) or None)
 
 
 def _marginal_pairs(values: tuple[str, ...]) -> Any:
@@ -327,6 +332,9 @@ def _marginal_pairs(values: tuple[str, ...]) -> Any:
 @click.option("--merge-duplicate-patients", is_flag=True,
               help="FHIR input: merge Patients that share an identifier or are joined by Patient.link into one "
                    "patient (default: refuse them).")
+@click.option("--identifier-system", "identifier_systems", multiple=True,
+              help="FHIR input: an identifier system that identifies a person (repeatable; default: every system). "
+                   "Patients sharing a value of one of them are one person.")
 @click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
 @click.option("--overwrite", is_flag=True,
@@ -339,7 +347,7 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
         max_patients: int | None, marginals_share: float | None, marginal_pairs: tuple[str, ...],
         finetune_steps: int | None, calibrate: bool | None, accountant: str | None,
         device: str | None, secure_mode: bool | None, one_row_per_patient: bool, merge_duplicate_patients: bool,
-        seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
+        identifier_systems: tuple[str, ...], seed: int | None, out: Path, overwrite: bool, quiet: bool) -> None:
     """Fit a DP generator (patient-level (epsilon, delta)-DP) and save the model.
 
     The patient is the privacy unit: a table's patient ids (the schema's patient_id column, or a
@@ -375,7 +383,7 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
     gen = {"aim": sh.AIM, "mst": sh.MST, "dpvae": sh.DPVAE}[generator](**params, **vae)
     # before the data is read or the budget spent: --overwrite replaces only an earlier model folder
     gen.check_save_path(out, overwrite=overwrite)
-    table = _load_data(data, schema, quiet, one_row_per_patient, merge_duplicate_patients)
+    table = _load_data(data, schema, quiet, one_row_per_patient, merge_duplicate_patients, identifier_systems)
     t0 = time.perf_counter()
     with _randomness_warnings():
         gen.fit(table, schema=schema, ledger=ledger, progress=not quiet, one_row_per_patient=one_row_per_patient)

@@ -271,7 +271,8 @@ class _Matcher:
 
 
 class _Flattener:
-    def __init__(self, schema: PatientSchema, on_error: str, duplicate_patients: str = "raise") -> None:
+    def __init__(self, schema: PatientSchema, on_error: str, duplicate_patients: str = "raise",
+                 identifier_systems: frozenset[str] | None = None) -> None:
         if not schema.is_fhir:
             missing = [a.name for a in schema.attributes if a.fhir is None]
             shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
@@ -282,6 +283,7 @@ class _Flattener:
         self.schema = schema
         self.on_error = on_error
         self.duplicate_patients = duplicate_patients
+        self.identifier_systems = identifier_systems
         # identities: a 64-bit hash of each Patient identifier (system + value), its row and system
         # (16 bytes per identifier, no strings kept); Patient.link targets (rare) by row
         self.id_hash = array("q")
@@ -510,6 +512,8 @@ class _Flattener:
                 continue
             system, value = ident.get("system"), ident.get("value")
             if isinstance(system, str) and system and isinstance(value, str) and value:
+                if self.identifier_systems is not None and system not in self.identifier_systems:
+                    continue
                 code = self.systems.setdefault(system, len(self.systems))
                 self.id_hash.append(hash((system, value)))
                 self.id_row.append(row)
@@ -575,7 +579,8 @@ class _Flattener:
                 f"{self.keys[b]} {why} {self.keys[a]}: they are one person, who would count as several patients "
                 f"(the privacy unit is the person). {len(later)} Patient resources of {n_people} people repeat an "
                 "earlier Patient. Fix the export, or pass duplicate_patients='merge' (CLI: --merge-duplicate-patients) "
-                "to merge each person's resources into one row.", resource_id=self.keys[b])
+                "to merge each person's resources into one row (or identifier_systems=[...] if that system's values "
+                "are not unique per person).", resource_id=self.keys[b])
         roots = np.array([find(r) for r in range(n)], dtype=np.int64)
         keep = np.flatnonzero(roots == np.arange(n))
         self.identities["merged"] = int(n - len(keep))
@@ -902,6 +907,7 @@ def flatten(
     on_error: str = "raise",
     progress: bool = False,
     duplicate_patients: str = "raise",
+    identifier_systems: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Turn FHIR resources into a patient table: one row per patient, bounded by the schema.
 
@@ -926,6 +932,10 @@ def flatten(
         ``"raise"`` a :class:`FHIRFormatError` naming both resources (never the identifier's
         value), or ``"merge"`` their resources into the row of the first one read (demographics:
         the first value present; events: pooled, then capped and bounded as one patient).
+    identifier_systems : iterable of str, optional
+        The identifier systems that identify a person (e.g. the hospital's MRN system). Default:
+        every system. Restrict it when a system's values are not unique per person, e.g. the
+        random driver's licence numbers of Synthea's synthetic patients.
 
     Returns
     -------
@@ -957,7 +967,16 @@ def flatten(
     check_choice(on_error, "on_error", ("raise", "skip"), "flatten")
     check_bool(progress, "progress", "flatten")
     check_choice(duplicate_patients, "duplicate_patients", ("raise", "merge"), "flatten")
-    flat = _Flattener(schema, on_error, duplicate_patients)
+    systems = None
+    if identifier_systems is not None:
+        items = None if isinstance(identifier_systems, str) or not isinstance(identifier_systems, Iterable) \
+            else list(identifier_systems)
+        if items is None or not all(isinstance(x, str) for x in items):
+            raise InvalidParameterError(
+                "The 'identifier_systems' parameter of flatten must be None or an iterable of system URIs (str). "
+                f"Got {type(identifier_systems).__name__} instead.")
+        systems = frozenset(items)
+    flat = _Flattener(schema, on_error, duplicate_patients, systems)
     items, reader = _items(records, on_error, progress)
     # Parsed JSON holds no reference cycles, but millions of short-lived dicts make the cyclic
     # collector run full collections over the whole heap (30-40 % of the time in the read

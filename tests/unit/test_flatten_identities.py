@@ -107,3 +107,16 @@ def test_not_the_same_person(fhir_files) -> None:  # type: ignore[no-untyped-def
 def test_demo_data_has_one_patient_per_person(core_schema: sh.PatientSchema) -> None:
     t = sh.flatten(sh.datasets.demo_fhir_path(), core_schema)
     assert sh.report_of(t).identities["groups"] == 0  # type: ignore[union-attr]
+
+
+def test_identifier_systems_restrict_what_identifies_a_person(fhir_files) -> None:  # type: ignore[no-untyped-def]
+    dl = "urn:oid:2.16.840.1.113883.4.3.25"  # e.g. Synthea's random driver's licence numbers
+    files = person_in_two_exports(identifier=mrn("SECRET-123", dl))
+    files["a.json"]["entry"][0]["resource"]["identifier"] += mrn("SECRET-123", dl)
+    folder = fhir_files(files)
+    with pytest.raises(sh.FHIRFormatError, match=f"system {dl}"):
+        sh.flatten(folder, SCHEMA)
+    t = sh.flatten(folder, SCHEMA, identifier_systems=[MRN])
+    assert list(t.index) == ["a", "b", "c"]
+    with pytest.raises(sh.InvalidParameterError, match="'identifier_systems' parameter of flatten"):
+        sh.flatten(folder, SCHEMA, identifier_systems=MRN)

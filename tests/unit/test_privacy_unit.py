@@ -170,7 +170,10 @@ def test_cli_flatten_merges_on_request(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 2 and "Patient/b shares an identifier" in res.output and "SECRET" not in res.output
     assert not (tmp_path / "t.csv").exists()
-    res = CliRunner().invoke(main, [*args, "--merge-duplicate-patients"])
+    res = CliRunner().invoke(main, [*args, "--identifier-system", "http://other.example.org/mrn"])
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "t.csv")["patient_id"].tolist() == ["a", "b"]
+    res = CliRunner().invoke(main, [*args, "--merge-duplicate-patients", "--overwrite"])
     assert res.exit_code == 0, res.output
     assert "1 people had several Patient resources" in res.output
     assert pd.read_csv(tmp_path / "t.csv")["patient_id"].tolist() == ["a"]
