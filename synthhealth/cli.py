@@ -651,8 +651,10 @@ def sweep(schema_src: str, real: tuple[str, ...], holdout: tuple[str, ...], gene
 
 
 def _print_report_summary(rep: Any) -> None:
-    colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(rep.verdict, None)
-    click.secho(f"verdict: {rep.verdict.upper()} — {rep.doc['summary']['headline']}", fg=colour, bold=True)
+    verdicts = rep.doc["summary"].get("verdicts") or {}
+    privacy = str(verdicts.get("privacy", rep.verdict))
+    colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(privacy, None)  # utility never reads as risk
+    click.secho(f"verdict: {rep.doc['summary']['headline']}", fg=colour, bold=True)
     for line in rep.summary().splitlines():
         click.echo(f"  {line}")
     for w in rep.doc.get("warnings", [])[:5]:

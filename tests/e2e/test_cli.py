@@ -48,7 +48,7 @@ def test_demo(runner: CliRunner, tmp_path: Path) -> None:
     assert model.ledger_.total().epsilon == pytest.approx(1.0)
     assert f"[7/8] fhir     {len(synth)} synthetic patients" in res.output and "references OK" in res.output
     # the report, with the three-line summary; seeded noise makes the verdict FAIL (not for release)
-    assert "[8/8] report" in res.output and "verdict: FAIL" in res.output
+    assert "[8/8] report" in res.output and "verdict: Privacy: FAIL (Privacy noise not seeded" in res.output
     assert "ε spent: 1 (δ = 1e-06), unit: patient — SEEDED, not for release" in res.output
     assert "attacks: " in res.output and "utility: " in res.output
     # seeded noise: the release is refused, and the shareable layout is written as a marked preview
