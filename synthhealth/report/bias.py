@@ -317,7 +317,11 @@ def rare_categories(data: ReportData, threshold: float = 0.01) -> tuple[list[Met
     threshold = _check_fraction(threshold, "threshold", "rare_categories")
     rare = _rare_states(data, threshold)
     if not rare:
-        details = {"reason": f"no state has a real frequency below {threshold:g}", "threshold": threshold}
+        n_h = len(data.holdout)
+        why = (f"with {n_h} holdout patients no state can have a real frequency below {threshold:g} (one patient "
+               f"is already {1 / n_h:.1%}); rare states cannot be measured at this size" if 1 / n_h >= threshold
+               else f"no state has a real frequency below {threshold:g}")
+        details = {"reason": why, "threshold": threshold, "not_judged": why}
         return [Metric("bias.rare.retention", "Rare-state retention", None, "maximize", (0.0, 1.0), 1.0,
                        real_data=True, details=details),
                 Metric("bias.rare.relative_error", "Rare-state relative frequency error", None, "minimize",

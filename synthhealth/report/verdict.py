@@ -421,6 +421,9 @@ def judge(metrics: Iterable[Metric], thresholds: Mapping[str, Threshold] | None 
         if user is None and reason:
             checks.append(Check(m.key, m.name, m.value, th.rule(), "n/a", f"Cannot be judged at this size: {reason}."))
             continue
+        if m.value is None and (m.details or {}).get("reason"):
+            checks.append(Check(m.key, m.name, None, th.rule(), "n/a", f"Not computed: {m.details['reason']}."))
+            continue
         ctrl = (m.details or {}).get("control") if m.key.startswith("attacks.inference") else None
         if user is None and isinstance(ctrl, dict) and (ctrl.get("rate") or 0.0) >= INFERENCE_IMPLIED_RATE:
             checks.append(Check(m.key, m.name, m.value, th.rule(), "n/a",

@@ -134,3 +134,16 @@ def test_checks_that_cannot_be_judged_at_this_size_say_so() -> None:
                details={"not_judged": "106 parameters for 138 rows"})
     (c,) = judge([m])
     assert c.verdict == "n/a" and c.why == "Cannot be judged at this size: 106 parameters for 138 rows."
+
+
+def test_rare_states_at_a_size_that_cannot_show_them() -> None:
+    import synthhealth as sh
+    from synthhealth.report.bias import rare_categories
+    from synthhealth.report.data import ReportData
+
+    t = sh.read_table(sh.datasets.load_flchain(), sh.load_schema("flchain")).iloc[:150]
+    d = ReportData.from_tables(sh.load_schema("flchain"), t.iloc[:100], t.iloc[100:], t.iloc[:100])
+    ms, _ = rare_categories(d)
+    cs = {c.metric: c for c in judge(ms)}
+    c = cs["bias.rare.retention"]
+    assert c.verdict == "n/a" and "with 50 holdout patients no state can have a real frequency below 0.01" in c.why
