@@ -38,7 +38,8 @@ class Threshold:
         ``"gap"`` judges ``|value − reference|`` (lower is better) instead of the value;
         ``"shortfall"`` judges ``max(reference − value, 0)``, one-sided: a value above its
         reference is never worse (e.g. a model trained on synthetic data beating one trained on
-        real data).
+        real data); ``"excess"`` judges ``max(value − reference, 0)`` (e.g. a distance beyond its
+        real-vs-real floor).
     why : str, default ""
         Plain-language meaning, shown beside the verdict.
     basis : {"value", "ci"}, default "value"
@@ -63,7 +64,7 @@ class Threshold:
     pass_at: float
     warn_at: float
     better: Literal["lower", "higher"] = "lower"
-    measure: Literal["value", "gap", "shortfall"] = "value"
+    measure: Literal["value", "gap", "shortfall", "excess"] = "value"
     why: str = ""
     basis: Literal["value", "ci"] = "value"
 
@@ -74,9 +75,9 @@ class Threshold:
         if self.basis not in ("value", "ci"):
             raise InvalidParameterError(f"The 'basis' parameter of Threshold must be 'value' or 'ci'. "
                                         f"Got {self.basis!r} instead.")
-        if self.measure not in ("value", "gap", "shortfall"):
-            raise InvalidParameterError(f"The 'measure' parameter of Threshold must be 'value', 'gap' or "
-                                        f"'shortfall'. Got {self.measure!r} instead.")
+        if self.measure not in ("value", "gap", "shortfall", "excess"):
+            raise InvalidParameterError(f"The 'measure' parameter of Threshold must be 'value', 'gap', "
+                                        f"'shortfall' or 'excess'. Got {self.measure!r} instead.")
         ordered = self.pass_at <= self.warn_at if self.better == "lower" else self.pass_at >= self.warn_at
         if not ordered:
             raise InvalidParameterError(
@@ -98,8 +99,9 @@ class Threshold:
         >>> Threshold(0.1, 0.2, measure="gap", basis="ci").rule()
         '|value − reference| ≤ 0.1 pass, ≤ 0.2 warn (whole 95% CI)'
         """
-        op = "≤" if self.better == "lower" or self.measure in ("gap", "shortfall") else "≥"
-        what = {"gap": "|value − reference| ", "shortfall": "(reference − value) "}.get(self.measure, "")
+        op = "≤" if self.better == "lower" or self.measure in ("gap", "shortfall", "excess") else "≥"
+        what = {"gap": "|value − reference| ", "shortfall": "(reference − value) ",
+                "excess": "(value − reference) "}.get(self.measure, "")
         if self.pass_at == self.warn_at:
             worse = ">" if op == "≤" else "<"
             text = f"{what}{op} {self.pass_at:g} pass, {worse} {self.pass_at:g} fail"
@@ -108,7 +110,7 @@ class Threshold:
         return f"{what}{op} {self.pass_at:g} pass, {op} {self.warn_at:g} warn{ci}"
 
     def _one(self, x: float) -> Verdict:
-        if self.better == "lower" or self.measure in ("gap", "shortfall"):
+        if self.better == "lower" or self.measure in ("gap", "shortfall", "excess"):
             return "pass" if x <= self.pass_at else "warn" if x <= self.warn_at else "fail"
         return "pass" if x >= self.pass_at else "warn" if x >= self.warn_at else "fail"
 
@@ -144,7 +146,7 @@ class Threshold:
         """
         if value is None or not math.isfinite(value):
             return "n/a"
-        if self.measure in ("gap", "shortfall") and reference is None:
+        if self.measure in ("gap", "shortfall", "excess") and reference is None:
             return "n/a"
         if self.basis == "ci" and ci is not None and all(c is not None and math.isfinite(c) for c in ci):
             lo, hi = float(min(ci)), float(max(ci))
@@ -156,6 +158,9 @@ class Threshold:
             elif self.measure == "shortfall":
                 assert reference is not None
                 worst, best = max(reference - lo, 0.0), max(reference - hi, 0.0)
+            elif self.measure == "excess":
+                assert reference is not None
+                worst, best = max(hi - reference, 0.0), max(lo - reference, 0.0)
             elif self.better == "lower":
                 worst, best = hi, lo
             else:
@@ -168,6 +173,8 @@ class Threshold:
             return self._one(abs(value - reference))
         if self.measure == "shortfall" and reference is not None:
             return self._one(max(reference - value, 0.0))
+        if self.measure == "excess" and reference is not None:
+            return self._one(max(value - reference, 0.0))
         return self._one(value)
 
 
@@ -198,8 +205,9 @@ DEFAULT_THRESHOLDS: dict[str, Threshold] = {
                                                      "to chance (1 = indistinguishable)."),
     "bias.rare.retention": Threshold(0.9, 0.7, better="higher", why="Share of rare categories (< 1% of patients) "
                                                                     "that the synthetic data keeps."),
-    "bias.subgroup.worst_tvd": Threshold(0.15, 0.3, why="Fidelity of the worst-served demographic subgroup (sex × "
-                                                        "age band, race, ethnicity: whichever the schema has)."),
+    "bias.subgroup.worst_tvd": Threshold(0.1, 0.2, measure="excess", why="Fidelity of the worst-served demographic subgroup (sex × "
+                                                        "age band, race, ethnicity: whichever the schema has), beyond the "
+                                                        "real-vs-real floor of that subgroup (training vs holdout)."),
     "bias.coverage": Threshold(0.7, 0.4, better="higher", why="Share of real patients with a synthetic look-alike "
                                                               "nearby (diversity)."),
 }

@@ -147,3 +147,26 @@ def test_rare_states_at_a_size_that_cannot_show_them() -> None:
     cs = {c.metric: c for c in judge(ms)}
     c = cs["bias.rare.retention"]
     assert c.verdict == "n/a" and "with 50 holdout patients no state can have a real frequency below 0.01" in c.why
+
+
+def test_subgroup_check_against_the_real_vs_real_floor() -> None:
+    # a "perfect generator" (more patients of the same population) is judged against what it can reach
+    import synthhealth as sh
+    from synthhealth.report.bias import subgroup_gaps
+    from synthhealth.report.data import ReportData
+
+    schema = sh.load_schema("flchain")
+    t = sh.read_table(sh.datasets.load_flchain(), schema).sample(frac=1.0, random_state=4)
+    verdicts = []
+    for k in range(5):
+        part = t.iloc[k * 500:(k + 1) * 500]
+        d = ReportData.from_tables(schema, part.iloc[:200], part.iloc[200:300], part.iloc[300:500])
+        ms, _ = subgroup_gaps(d)
+        worst = next(m for m in ms if m.key == "bias.subgroup.worst_tvd")
+        assert worst.reference is not None and worst.reference > 0.03  # the floor is far from 0 at this size
+        verdicts += [c.verdict for c in judge([worst])]
+    assert verdicts.count("fail") == 0
+    # with fewer than the minimum patients per subgroup the check says so
+    d = ReportData.from_tables(schema, t.iloc[:100], t.iloc[100:130], t.iloc[130:230])
+    (c,) = judge([m for m in subgroup_gaps(d)[0] if m.key == "bias.subgroup.worst_tvd"])
+    assert c.verdict == "n/a" and "no subgroup has at least 20 real rows" in c.why
