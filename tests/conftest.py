@@ -19,14 +19,18 @@ SYNTHEA = SHARED / "synthea-smart-r4" / "bundles"
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true", default=False,
                      help="also run tests marked slow (statistical, audit, full-data)")
+    parser.addoption("--mutants", action="store_true", default=False,
+                     help="run the mutation tests of the privacy audits (tests/audit/e2e/test_mutants.py)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--full"):
-        return
+    full, mutants = config.getoption("--full"), config.getoption("--mutants")
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("slow") else keep).append(item)
+        if item.get_closest_marker("mutant"):
+            (keep if mutants else drop).append(item)
+        else:
+            (drop if item.get_closest_marker("slow") and not full else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
