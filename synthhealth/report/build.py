@@ -129,7 +129,7 @@ def model_fit_sample(model: Any) -> FitSample:
 
 
 def _files_section(prov: Mapping[str, Any] | None, fit: Mapping[str, Any] | None,
-                   manifest: list[dict[str, Any]]) -> Section:
+                   manifest: list[dict[str, Any]], extra: Sequence[tuple[str, str]] = ()) -> Section:
     """Where the synthetic data comes from and the sha256 hashes of the files the report describes."""
     sec = Section("files", "Provenance and files",
                   intro="What this report describes: the model output it judged and the files, by their sha256 "
@@ -144,6 +144,7 @@ def _files_section(prov: Mapping[str, Any] | None, fit: Mapping[str, Any] | None
     if fit is not None:
         sec.facts.append(("Fit in the given ledger", (f"yes ({fit.get('status')}, ε = {fit.get('epsilon'):.4g})"
                                                       if fit.get("found") else "NO: the ledger does not hold this fit")))
+    sec.facts += list(extra)
     for e in manifest:
         sec.facts.append((f"{e['role']}: {e['path']}",
                           "missing" if e.get("sha256") is None else f"sha256 {e['sha256']} ({e['bytes']:,} bytes)"))
@@ -404,6 +405,25 @@ class Report:
         bar.close()
 
         all_metrics = g_sec.metrics + [m for s in sections.values() for m in s.metrics]
+        for m in all_metrics:  # warnings recorded in a metric's details appear on the page too
+            w = (m.details or {}).get("warning")
+            text = f"{m.name} ({m.key}): {w}" if isinstance(w, str) and w else None
+            if text and text not in warn_list:
+                warn_list.append(text)
+        manifest_fhir = [e for e in manifest if str(e.get("path", "")).endswith(".manifest.json")]
+        fhir_facts: list[tuple[str, str]] = []
+        for e in manifest_fhir:  # the FHIR writer's count of rows inconsistent in themselves
+            try:
+                ext = json.loads(Path(e["path"]).read_text(encoding="utf-8"))["extension"]["synthhealth"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if ext.get("inconsistent_patients"):
+                text = (f"{ext['inconsistent_patients']} of {ext.get('patients', '?')} synthetic patients' rows were "
+                        "inconsistent in themselves, so their FHIR resources flatten back to other values (by "
+                        "attribute: " + ", ".join(f"{k} {v}" for k, v in sorted((ext.get("mismatches") or {}).items()))
+                        + ")")
+                fhir_facts.append((f"FHIR writer ({e['role']})", text))
+                warn_list.append(f"FHIR writer: {text}.")
         checks = judge(all_metrics, thresholds, claimed_epsilon=claimed, claimed_delta=g_info["delta"])
         if g_info["seeded"]:
             checks.insert(0, Check("guarantee.seeded", "Privacy noise not seeded", None,
@@ -437,7 +457,7 @@ class Report:
             "summary": {},
             "sections": [g_sec.to_dict(), _synthetic_section(data).to_dict()]
                         + [s.to_dict() for s in sections.values()]
-                        + [_files_section(prov, fit_info, manifest).to_dict()],
+                        + [_files_section(prov, fit_info, manifest, fhir_facts).to_dict()],
             "warnings": warn_list,
         }
         doc["summary"] = _summary(checks, g_info, all_metrics, n_train=len(data.train))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,12 @@ def test_demo(runner: CliRunner, tmp_path: Path) -> None:
     assert not (out / "report" / "report-release.json").exists()
     manifest = {e["role"] for e in sh.Report.load(out / "report").doc["meta"]["manifest"]}
     assert manifest == {"synthetic table", "synthetic FHIR", "model", "ledger"}
+    written = json.loads((out / "synthetic-fhir" / ".manifest.json").read_text())["extension"]["synthhealth"]
+    assert written["provenance"]["fit_id"] == model.fit_id_  # the FHIR manifest names the model's fit
+    if written["inconsistent_patients"]:  # the report says how many rows the FHIR writer could not keep as they were
+        files = sh.Report.load(out / "report").facts("files")
+        assert f"{written['inconsistent_patients']} of {len(synth)} synthetic patients" in files[
+            "FHIR writer (synthetic FHIR)"]
     rep = sh.Report.load(out / "report")
     assert rep.metric("guarantee.epsilon")["value"] == pytest.approx(1.0)
     res = runner.invoke(main, ["validate", str(out / "synthetic-fhir"), "-q"])
