@@ -293,6 +293,9 @@ def release_refusals(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
                             "the ledger of other data, so its ε says nothing about this release."))
         elif fit.get("schema_hash") and fit.get("schema_hash") != schema_hash:
             reasons.append(("unrelated_ledger", f"Fit {fit_id} in the ledger used another schema."))
+        elif fit.get("status") not in (None, "done"):
+            reasons.append(("unrelated_ledger", f"Fit {fit_id} is recorded in the ledger as {fit.get('status')!r}, "
+                                                "not as a completed fit."))
     if (prov or {}).get("seeded") or (fit or {}).get("seeded") or meta.get("seeded"):
         reasons.append(("seeded_fit", "The fit's privacy noise was seeded (reproducible): anyone with the seed can "
                                       "remove it, so the differential-privacy guarantee does not hold."))
