@@ -406,6 +406,28 @@ def make_adam(params: Sequence[torch.Tensor], lr: float) -> torch.optim.Optimize
     return torch.optim.Adam(params, lr=lr, fused=True) if fused else torch.optim.Adam(params, lr=lr)
 
 
+def add_noise(flat: torch.Tensor, rnd: TorchRandom | CsprngRandom, std: float, scale: float) -> None:
+    """``flat ← (flat + std·z) · scale`` in place, z ~ N(0, I), computed in float64 and rounded once.
+
+    The clipped sum is widened to float64, the float64 normals are added there and the result is
+    scaled, then rounded to ``flat``'s dtype a single time: the noise never passes through the
+    model's float32 on its own (where rounding a small σ·z would bias its low-order bits), and
+    the sum is not rounded twice. ``std = 0`` only scales.
+
+    Examples
+    --------
+    >>> flat = torch.zeros(4, dtype=torch.float32)
+    >>> add_noise(flat, TorchRandom(0, torch.device("cpu")), 1.0, 0.5)
+    >>> flat.dtype, bool((flat != 0).all())
+    (torch.float32, True)
+    """
+    if std > 0:
+        noisy = flat.to(torch.float64).add_(rnd.normal(flat.numel(), torch.float64), alpha=float(std))
+        flat.copy_(noisy.mul_(float(scale)))
+    else:
+        flat.mul_(scale)
+
+
 def train_fast(module: torch.nn.Module, spec: VAESpec, codes: torch.Tensor, plan: DPSGDPlan,
                rnd: TorchRandom | CsprngRandom, aux: torch.Generator,
                on_step: Callable[[int, int], None] | None = None) -> int:
@@ -424,7 +446,7 @@ def train_fast(module: torch.nn.Module, spec: VAESpec, codes: torch.Tensor, plan
     -----
     Each step: the Poisson sample (:class:`PoissonBatches`), the clipped sum
     (:func:`clipped_grad_sum`; on a CPU over chunks of :data:`CPU_CHUNK` patients), one Gaussian
-    draw for all parameters at once, ``(sum + σC·z) / q·n̂``
+    draw for all parameters at once, ``(sum + σC·z) / q·n̂`` in float64 (:func:`add_noise`)
     written into a single flat gradient buffer that the parameters' ``.grad`` views, and Adam (fused
     on CUDA). Nothing waits for the device except one small copy per block of Poisson samples.
     """
@@ -464,9 +486,7 @@ def train_fast(module: torch.nn.Module, spec: VAESpec, codes: torch.Tensor, plan
                     flat.add_(torch.cat(parts))
         else:
             flat.zero_()
-        if std > 0:
-            flat.add_(rnd.normal(total, dtype), alpha=std)
-        flat.mul_(scale)
+        add_noise(flat, rnd, std, scale)
         opt.step()
         schedule.after_step(step)
         if on_step is not None:
