@@ -89,3 +89,20 @@ def test_copy_of_training_data_is_flagged_every_time(request, flchain, n_tr: int
         verdicts = {c.metric: c.verdict for c in checks}
         assert verdicts["attacks.dcr.auc"] == "fail"
         assert verdicts["attacks.dcr.share_closer_to_train"] in ("warn", "fail")
+
+
+def test_partial_copying_is_caught_at_flchain_size(flchain) -> None:
+    """Power, not only calibration: 10 % of the synthetic records copied from members, 1000 / 500 patients."""
+    schema, t = flchain
+    for seed in range(2):
+        rng = np.random.default_rng(3000 + seed)
+        idx = rng.permutation(len(t))
+        tr = t.iloc[idx[:1000]].reset_index(drop=True)
+        ho = t.iloc[idx[1000:1500]].reset_index(drop=True)
+        third = t.iloc[idx[1500:2500]].reset_index(drop=True)
+        syn = pd.concat([tr.iloc[:100], third.iloc[100:]], ignore_index=True)
+        ms = distance.dcr_attack(ReportData.from_tables(schema, tr, ho, syn), random_state=seed, n_boot=100,
+                                 n_perm=199)[0]
+        verdicts = {c.metric: c.verdict for c in judge(ms, claimed_epsilon=EPS, claimed_delta=DELTA)}
+        assert verdicts["attacks.dcr.tpr_at_fpr_1pct"] == "fail"
+        assert verdicts["attacks.dcr.epsilon_lower_bound"] == "fail"
