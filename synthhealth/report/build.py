@@ -428,6 +428,12 @@ class Report:
         if g_info["seeded"]:
             checks.insert(0, Check("guarantee.seeded", "Privacy noise not seeded", None,
                                    "secure (unseeded) randomness", "fail", SEEDED_NOTICE))
+        if fit_info is not None and not fit_info.get("found"):
+            checks.insert(0, Check(
+                "guarantee.ledger", "Ledger holds the fit that produced the data", None,
+                "the synthetic data's fit is in the ledger", "fail",
+                f"The given ledger does not hold fit {fit_info.get('fit_id')}, which produced the synthetic data: its "
+                "ε is that of other fits and says nothing about this data."))
         if not g_info["has_guarantee"]:
             checks.insert(0, Check("guarantee.epsilon", "Formal privacy guarantee", None, "a DP ledger is required",
                                    "fail", "No ledger: no formal privacy guarantee is known for this data."))

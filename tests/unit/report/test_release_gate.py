@@ -112,6 +112,9 @@ def test_refuses_an_unrelated_ledger(flchain, secure, tmp_path: Path) -> None:
     empty = PrivacyLedger(PrivacyBudget(1.0, 1e-6))
     rep = sh.Report.build(real=train, holdout=holdout, synthetic=syn, schema=schema, ledger=empty, **KW)
     assert rep.doc["meta"]["fit"]["found"] is False
+    # the internal review says so too: its "ε = 0" is that of another ledger
+    checks = {c["metric"]: c for c in rep.checks}
+    assert checks["guarantee.ledger"]["verdict"] == "fail" and rep.doc["summary"]["verdicts"]["privacy"] == "fail"
     with pytest.raises(UnrelatedLedgerError, match="does not hold fit"):
         rep.save(tmp_path, release=True)
     assert not (tmp_path / "report-release.json").exists()
