@@ -51,7 +51,7 @@ def _errors(func: F) -> F:
         debug = bool(ctx.find_root().params.get("debug"))
         try:
             return func(*args, **kwargs)
-        except (sh.SynthHealthError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        except (sh.SynthHealthError, OSError) as exc:  # OSError: a missing file, a full disk, no permission
             if debug:
                 raise
             text = str(exc)
@@ -356,6 +356,7 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
     """
 
     schema = sh.load_schema(schema_src)
+    sh.PrivacyBudget(epsilon, delta)  # epsilon in (0, 100], delta in (0, 1): checked before any data is read
     params: dict[str, Any] = {"epsilon": epsilon, "delta": delta, "random_state": seed}
     if workload:
         if generator != "aim":
@@ -408,7 +409,8 @@ def fit(schema_src: str, data: tuple[str, ...], generator: str, epsilon: float, 
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-n", "n", type=int, default=None, help="Number of synthetic patients (default: the model's noisy count).")
+@click.option("-n", "n", type=int, default=None,
+              help="Number of synthetic patients, at most 10,000,000 (default: the model's noisy count).")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Output: a table (.parquet or .csv), or a folder for FHIR formats.")
 @click.option("--format", "fmt", type=click.Choice(["table", "fhir-ndjson", "fhir-bundle"]), default="table",
@@ -426,6 +428,12 @@ def sample(model: Path, n: int | None, output: Path, fmt: str, bundle_type: str,
     """Draw synthetic patients from a saved model (no privacy cost): a table or synthetic FHIR."""
     import numpy as np
 
+    from synthhealth.generators import MAX_SAMPLE_SIZE
+
+    if n is not None and not 1 <= n <= MAX_SAMPLE_SIZE:
+        raise sh.InvalidParameterError(
+            f"The '-n' option must be an int in [1, {MAX_SAMPLE_SIZE:,}] (draw more with several runs). Got {n!r} "
+            "instead.")
     gen = sh.load_model(model)
     if fmt == "table":
         _check_outputs([output], (str(model),), overwrite)

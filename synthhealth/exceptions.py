@@ -13,6 +13,7 @@ from dataclasses import dataclass
 __all__ = [
     "SynthHealthError",
     "InvalidParameterError",
+    "InputFileError",
     "SchemaError",
     "SchemaProblem",
     "FHIRFormatError",
@@ -36,6 +37,26 @@ class SynthHealthError(Exception):
 
 class InvalidParameterError(SynthHealthError, ValueError):
     """A function or constructor parameter has an invalid value."""
+
+
+class InputFileError(InvalidParameterError):
+    """An input file (a table, a model folder's files) cannot be read.
+
+    The message names the file and what is wrong with it (a position where known), never its
+    content: the file may hold patient data.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong (no content of the file).
+    file : str or Path
+        The file being read.
+    """
+
+    def __init__(self, message: str, *, file: object) -> None:
+        self.reason = message
+        self.file = str(file)
+        super().__init__(f"{self.file}: {message}")
 
 
 @dataclass(frozen=True)

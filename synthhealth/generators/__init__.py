@@ -5,8 +5,8 @@ to a :class:`synthhealth.privacy.PrivacyLedger`, and saves to JSON + ``.npz`` (n
 """
 
 from .aim import AIM
-from .base import BaseGenerator, load_model
+from .base import MAX_SAMPLE_SIZE, BaseGenerator, load_model
 from .dpvae import DPVAE  # torch/opacus are imported only when a DPVAE is fitted or loaded
 from .mst import MST
 
-__all__ = ["AIM", "DPVAE", "MST", "BaseGenerator", "load_model"]
+__all__ = ["AIM", "DPVAE", "MST", "MAX_SAMPLE_SIZE", "BaseGenerator", "load_model"]

@@ -23,16 +23,20 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, check_positive_int, check_random_state
-from ..exceptions import InvalidParameterError, NotFittedError
+from ..exceptions import DataValidationError, InputFileError, InvalidParameterError, NotFittedError, SynthHealthError
 from ..privacy import DEFAULT_DELTA, NoiseSource, PrivacyBudget, PrivacyLedger
 from ..schema import PatientSchema, schema_from_dict
 from ..transform.encode import Encoder
 from ..transform.table import patient_ids
 
-__all__ = ["BaseGenerator", "MODEL_FORMAT_VERSION", "load_model"]
+__all__ = ["BaseGenerator", "MODEL_FORMAT_VERSION", "MAX_SAMPLE_SIZE", "load_model"]
 
 MODEL_FORMAT = "synthhealth-model"
 MODEL_FORMAT_VERSION = 1
+MAX_SAMPLE_SIZE = 10_000_000
+"""Most synthetic patients one :meth:`BaseGenerator.sample` call draws (its table is held in memory:
+about 8 bytes per patient and attribute while sampling). Draw more in several calls (the CLI's
+FHIR output streams chunks of 50,000 and accepts the same bound)."""
 
 _REGISTRY: dict[str, type[BaseGenerator]] = {}
 
@@ -189,7 +193,8 @@ class BaseGenerator:
         BudgetExceededError
             Before any data access, if the ledger cannot afford (``epsilon``, ``delta``).
         DataValidationError
-            If the table does not match the schema.
+            If the table does not match the schema, or holds no patients (refused after the budget
+            check and before anything is measured: nothing is charged, the fit is recorded as failed).
         PatientIdError
             If the table has no patient ids and ``one_row_per_patient`` is false.
         DuplicatePatientIdError
@@ -226,6 +231,10 @@ class BaseGenerator:
             fit_id = led.begin_fit(self.name, rho=0.0, epsilon=budget.epsilon, delta=budget.delta,
                                    schema_hash=schema.hash, seeded=noise.seeded, accounting="approx_dp")
         try:
+            if len(table) == 0:  # after the budget check (which never looks at the data); nothing is charged
+                raise DataValidationError([
+                    "the table holds no patients (0 rows; e.g. a header-only CSV or an export without Patients): "
+                    "there is nothing to fit, and no budget was spent"])
             # the privacy unit: one row per patient, checked (ids) or attested by the caller
             _, basis = patient_ids(table, schema, one_row_per_patient=one_row_per_patient,
                                    caller=f"{type(self).__name__}.fit")
@@ -296,7 +305,7 @@ class BaseGenerator:
         NotFittedError
             If the generator is not fitted.
         InvalidParameterError
-            If ``n`` is not a positive integer.
+            If ``n`` is not an integer in [1, :data:`MAX_SAMPLE_SIZE`] (10 million).
 
         Examples
         --------
@@ -311,6 +320,10 @@ class BaseGenerator:
         if n is None:
             n = max(1, int(round(self.total_)))
         n = check_positive_int(n, "n", f"{type(self).__name__}.sample")
+        if n > MAX_SAMPLE_SIZE:
+            raise InvalidParameterError(
+                f"The 'n' parameter of {type(self).__name__}.sample must be an int in [1, {MAX_SAMPLE_SIZE:,}] (the "
+                f"table is held in memory; draw more in several calls). Got {n!r} instead.")
         seeded_stream = getattr(self, "_sample_rng", None)
         rng = seeded_stream if random_state is None and seeded_stream is not None else check_random_state(random_state)
         codes = self._sample_codes(n, rng)
@@ -529,6 +542,10 @@ def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
         If the folder or its files are missing.
     InvalidParameterError
         If the folder is not a synthhealth model or its format version is not supported.
+    InputFileError
+        If ``model.json`` or ``arrays.npz`` cannot be read: not JSON (the line and column are
+        named), a missing field (such as ``fit_id``), a parameter the generator does not take, a
+        field of the wrong type, an object array (never unpickled) or a truncated archive.
 
     Examples
     --------
@@ -545,32 +562,101 @@ def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
     meta_file = p / "model.json"
     if not meta_file.exists():
         raise FileNotFoundError(f"no synthhealth model at {p} (model.json missing)")
-    doc = json.loads(meta_file.read_text(encoding="utf-8"))
+    doc = _read_model_json(meta_file)
     if doc.get("format") != MODEL_FORMAT:
         raise InvalidParameterError(f"{p} is not a synthhealth model folder")
     if doc.get("version") != MODEL_FORMAT_VERSION:
         raise InvalidParameterError(f"{p} has model format version {doc.get('version')!r}; this release reads version "
                                     f"{MODEL_FORMAT_VERSION}")
-    cls = _REGISTRY.get(doc.get("generator", ""))
+    cls = _REGISTRY.get(doc.get("generator", "")) if isinstance(doc.get("generator", ""), str) else None
     if cls is None:
         raise InvalidParameterError(f"{p} holds an unknown generator {doc.get('generator')!r}")
-    with np.load(p / "arrays.npz", allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    gen = cls(**doc["params"])
-    schema = schema_from_dict(doc["schema"])
-    if schema.hash != doc["schema_hash"]:
-        raise InvalidParameterError(f"{p}: the stored schema does not match its hash (file altered?)")
-    gen.schema_ = schema
-    gen.encoder_ = Encoder(schema)
-    gen.ledger_ = PrivacyLedger.from_dict(doc["ledger"])
-    gen.fit_id_ = doc["fit_id"]
-    gen.budget_ = PrivacyBudget(doc["budget"]["epsilon"], doc["budget"]["delta"])
-    gen.seeded_ = bool(doc["seeded"])
-    gen.patient_ids_ = doc.get("patient_ids")
-    gen.fitted_at_ = doc["fitted_at"]
-    gen.total_ = float(doc["total"])
-    gen._set_state(doc["model"], arrays)
+    arrays = _read_arrays(p / "arrays.npz")
+    try:
+        params = doc["params"]
+        if not isinstance(params, dict):
+            raise InputFileError(f"the field 'params' must be an object. Got {type(params).__name__} instead.",
+                                 file=meta_file)
+        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(str(k) for k in params if k not in known)
+        if unknown:
+            raise InputFileError(
+                f"'params' holds parameter(s) {', '.join(map(repr, unknown))} that {cls.__name__} does not take "
+                "(a model saved by another release, or an edited file)", file=meta_file)
+        gen = cls(**params)
+        schema = schema_from_dict(doc["schema"])
+        if schema.hash != doc["schema_hash"]:
+            raise InvalidParameterError(f"{p}: the stored schema does not match its hash (file altered?)")
+        gen.schema_ = schema
+        gen.encoder_ = Encoder(schema)
+        gen.ledger_ = PrivacyLedger.from_dict(doc["ledger"])
+        gen.fit_id_ = doc["fit_id"]
+        if not isinstance(gen.fit_id_, str) or not gen.fit_id_:
+            raise InputFileError(f"the field 'fit_id' must be a non-empty string. Got {gen.fit_id_!r} instead.",
+                                 file=meta_file)
+        gen.budget_ = PrivacyBudget(doc["budget"]["epsilon"], doc["budget"]["delta"])
+        gen.seeded_ = bool(doc["seeded"])
+        gen.patient_ids_ = doc.get("patient_ids")
+        gen.fitted_at_ = doc["fitted_at"]
+        gen.total_ = float(doc["total"])
+        gen._set_state(doc["model"], arrays)
+    except SynthHealthError:
+        raise
+    except KeyError as exc:
+        raise InputFileError(f"a required field or array is missing: {exc.args[0]!r} (a truncated or edited model)",
+                             file=meta_file) from None
+    except (TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise InputFileError(f"a field or array has the wrong type or shape ({type(exc).__name__}; a model saved by "
+                             "another release, or an edited file)", file=meta_file) from None
     return gen
+
+
+def _read_model_json(meta_file: Path) -> dict[str, Any]:
+    """``model.json`` as a dict, or an :class:`InputFileError` naming the file (and the line of a JSON error)."""
+    try:
+        text = meta_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError("not UTF-8 text", file=meta_file) from None
+    if not text.strip():
+        raise InputFileError("the file is empty (0 bytes): the model was not saved completely", file=meta_file)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}; a truncated or "
+                             "edited model)", file=meta_file) from None
+    except RecursionError:
+        raise InputFileError("JSON nested too deeply", file=meta_file) from None
+    if not isinstance(doc, dict):
+        raise InputFileError(f"a model file holds a JSON object. Got {type(doc).__name__} instead.", file=meta_file)
+    return doc
+
+
+def _read_arrays(npz_file: Path) -> dict[str, np.ndarray]:
+    """The arrays of ``arrays.npz`` (never unpickled), or an :class:`InputFileError` naming the file."""
+    if not npz_file.exists():
+        raise FileNotFoundError(f"{npz_file} is missing: the model folder is incomplete")
+    import zipfile
+
+    try:
+        with open(npz_file, "rb") as fh:  # our handle: numpy leaves its own open when the zip is corrupt
+            loaded = np.load(fh, allow_pickle=False)
+            if not hasattr(loaded, "files"):
+                raise InputFileError("not an .npz archive of arrays (a single .npy array)", file=npz_file)
+            with loaded as npz:
+                return {k: npz[k] for k in npz.files}
+    except InputFileError:
+        raise
+    except ValueError as exc:
+        if "object arrays" in str(exc).lower():
+            raise InputFileError("holds an object (pickled) array; synthhealth models never do, and pickles are "
+                                 "never loaded (an edited or foreign file)", file=npz_file) from None
+        raise InputFileError(f"not a readable .npz archive ({type(exc).__name__}; not a zip of .npy arrays, and "
+                             "pickles are never loaded)", file=npz_file) from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+        if isinstance(exc, PermissionError):
+            raise
+        raise InputFileError(f"not a readable .npz archive ({type(exc).__name__}; truncated or corrupt)",
+                             file=npz_file) from None
 
 
 _MODEL_FILES = frozenset({"model.json", "arrays.npz"})

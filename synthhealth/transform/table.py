@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import lzma
 import os
+import re
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,13 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, check_choice
-from ..exceptions import DataValidationError, DuplicatePatientIdError, InvalidParameterError, PatientIdError
+from ..exceptions import (
+    DataValidationError,
+    DuplicatePatientIdError,
+    InputFileError,
+    InvalidParameterError,
+    PatientIdError,
+)
 from ..schema.model import Attribute, PatientSchema
 from .flatten import AttributeCounts, FlattenReport
 
@@ -139,6 +148,11 @@ def load_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
         If the file does not exist.
     InvalidParameterError
         If the extension is neither ``.csv`` (optionally ``.gz``) nor ``.parquet``.
+    InputFileError
+        If the file cannot be read as its extension says: an empty (0-byte) file, a CSV that is
+        not UTF-8 text (e.g. Latin-1) or has rows with more fields than its header (the line is
+        named), a corrupt compressed file, or a ``.parquet`` file that is not Parquet. The message
+        names the file and the problem, never the file's content.
 
     Examples
     --------
@@ -155,11 +169,59 @@ def load_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise FileNotFoundError(f"table file not found: {p}")
     name = p.name.lower()
     if name.endswith((".parquet", ".pq")):
-        return pd.read_parquet(p)
+        return _read_parquet(p)
     if name.endswith((".csv", ".csv.gz", ".csv.xz")):
-        return pd.read_csv(p, keep_default_na=True, na_values=[""], dtype=str)
+        return _read_csv(p)
     raise InvalidParameterError(
         f"The 'path' parameter of read_table must end in .csv, .csv.gz, .csv.xz or .parquet. Got {p.name!r} instead.")
+
+
+def _read_parquet(p: Path) -> pd.DataFrame:
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputFileError("the file is empty (0 bytes), not a Parquet table", file=p)
+    try:
+        import pyarrow as pa
+        arrow_errors: tuple[type[BaseException], ...] = (pa.ArrowException,)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        arrow_errors = ()
+    try:
+        return pd.read_parquet(p)
+    except (*arrow_errors, ValueError, EOFError) as exc:  # pyarrow's messages name no data; they are not shown
+        raise InputFileError(f"not a readable Parquet file ({type(exc).__name__}): is it a Parquet table, and "
+                             "complete?", file=p) from None
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise InputFileError(f"not a readable Parquet file ({type(exc).__name__}): is it a Parquet table, and "
+                             "complete?", file=p) from None
+
+
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _read_csv(p: Path) -> pd.DataFrame:
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputFileError("the file is empty (0 bytes): a CSV table needs at least a header line", file=p)
+    try:
+        return pd.read_csv(p, keep_default_na=True, na_values=[""], dtype=str, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError("not UTF-8 text (it may be Latin-1 or Windows-1252): save the CSV as UTF-8",
+                             file=p) from None
+    except pd.errors.EmptyDataError:
+        raise InputFileError("the file holds no columns (no header line)", file=p) from None
+    except pd.errors.ParserError as exc:
+        m = _FIELDS.search(str(exc))
+        if m:
+            raise InputFileError(f"line {m.group(2)} has {m.group(3)} fields, the header has {m.group(1)} "
+                                 "(a ragged CSV: quote fields that hold commas)", file=p) from None
+        raise InputFileError("not a well-formed CSV table (e.g. an unclosed quote); pandas could not parse it",
+                             file=p) from None
+    except (EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise InputFileError(f"a corrupt or truncated compressed file ({type(exc).__name__})", file=p) from None
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise InputFileError(f"a corrupt or unreadable file ({type(exc).__name__})", file=p) from None
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
