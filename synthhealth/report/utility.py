@@ -1124,6 +1124,12 @@ def survival_curves(data: ReportData, *, n_points: int = 200, min_at_risk: int =
     rm_r, rm_s = _rmst(tr, sr, tau), _rmst(ts, ss, tau)
     diff = rm_s - rm_r
     u = f" {unit}" if unit else ""
+    # the gap is judged where both curves rest on enough patients; say so when the synthetic curve goes on
+    # (e.g. drops to 0) past the real follow-up, where nothing was compared
+    follow_up = float(ar[-1])
+    beyond = float(np.mean(as_ > follow_up)) if len(as_) else 0.0
+    window_warning = (f"{beyond:.0%} of synthetic patients have a {tname} beyond the real follow-up ({follow_up:g}{u}), "
+                      "where the curves are not compared" if beyond >= 0.05 else None)
     metrics = [
         Metric("utility.survival.km_max_gap", "Kaplan–Meier maximum gap", gap, "minimize", (0.0, 1.0), 0.0,
                description=f"Largest difference, at any time, between the share of real and of synthetic patients "
@@ -1132,6 +1138,8 @@ def survival_curves(data: ReportData, *, n_points: int = 200, min_at_risk: int =
                        "both (Kaplan–Meier)", real_data=True,
                details={"time": tname, "event": ename, "at_time": gap_time, "min_at_risk": min_at_risk,
                         "evaluated_up_to": float(grid_ev[-1]) if len(grid_ev) else None,
+                        "real_follow_up": follow_up, "synthetic_beyond_follow_up": beyond,
+                        **({"warning": window_warning} if window_warning else {}),
                         **({"reason": gap_reason} if gap_reason else {})}),
         Metric("utility.survival.rmst_diff", f"Difference in restricted mean survival time (to {tau:g}{u})", diff,
                "target", (-tau, tau), 0.0, unit=unit,

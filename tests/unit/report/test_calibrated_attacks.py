@@ -170,3 +170,21 @@ def test_subgroup_check_against_the_real_vs_real_floor() -> None:
     d = ReportData.from_tables(schema, t.iloc[:100], t.iloc[100:130], t.iloc[130:230])
     (c,) = judge([m for m in subgroup_gaps(d)[0] if m.key == "bias.subgroup.worst_tvd"])
     assert c.verdict == "n/a" and "no subgroup has at least 20 real rows" in c.why
+
+
+def test_survival_warns_when_synthetic_goes_past_the_real_follow_up() -> None:
+    import synthhealth as sh
+    from synthhealth.report.data import ReportData
+    from synthhealth.report.utility import survival_curves
+
+    schema = sh.load_schema("flchain")
+    t = sh.read_table(sh.datasets.load_flchain(), schema).sample(1500, random_state=0)
+    hold = t.iloc[500:1000].copy()
+    short = hold["futime"] > 1500
+    hold.loc[short, "futime"] = 1500          # the real follow-up ends at 1500 days (censored there)
+    hold.loc[short, "death"] = False
+    d = ReportData.from_tables(schema, t.iloc[:500], hold, t.iloc[1000:])
+    ms, _ = survival_curves(d)
+    km = next(m for m in ms if m.key == "utility.survival.km_max_gap")
+    assert km.details["real_follow_up"] == 1500 and km.details["synthetic_beyond_follow_up"] > 0.5
+    assert "beyond the real follow-up" in km.details["warning"]
