@@ -173,9 +173,10 @@ def fixed_shuffled_batches() -> Iterator[None]:
 def flatten_one_row_per_resource() -> Iterator[None]:
     """``flatten``'s bound on a person's contribution removed: Patient resources of one person
     (shared identifier) are no longer recognised, so each becomes its own row."""
-    from synthhealth.transform import flatten
+    import importlib
 
-    with mock.patch.object(flatten._Flattener, "_identity", lambda self, row, res: None):
+    module = importlib.import_module("synthhealth.transform.flatten")
+    with mock.patch.object(module._Flattener, "_identity", lambda self, row, res: None):
         yield
 
 
