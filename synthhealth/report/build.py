@@ -37,6 +37,7 @@ from .data import ReportData
 from .guarantee import guarantee_section
 from .model import Check, Figure, Metric, Section, jsonable
 from .provenance import check_release, file_manifest, fit_record, release_refusals, table_provenance
+from .regulatory import next_steps, regulatory_section
 from .verdict import PRIVACY_PREFIXES, Threshold, judge, overall
 
 __all__ = ["Report", "REPORT_FORMAT", "REPORT_FORMAT_VERSION", "FitSample"]
@@ -467,7 +468,10 @@ class Report:
             "warnings": warn_list,
         }
         doc["summary"] = _summary(checks, g_info, all_metrics, n_train=len(data.train))
-        return cls(jsonable(doc))
+        doc = jsonable(doc)
+        doc["summary"]["next_steps"] = next_steps(doc)  # a remedy, with commands, for each failed or warned check
+        doc["sections"].append(jsonable(regulatory_section(doc)))
+        return cls(doc)
 
     # ------------------------------------------------------------------ views
     @property
@@ -849,6 +853,8 @@ def _release(doc: dict[str, Any], *, preview: bool = False) -> dict[str, Any]:
                     ("Fitness-for-use verdict of the internal review", str(verdicts.get("utility", "n/a")).upper()),
                     ("Reviewer", str(meta.get("reviewer") or "________________ (name, role, date, signature)"))]
     d["sections"] = kept_sections + [review.to_dict()]
+    # the release's regulatory appendix: the DP statement where the internal one has measurements
+    d["sections"].append(jsonable(regulatory_section(d, release=True)))
     checks = [c for c in summary["checks"] if c["metric"] in kept_keys or c["metric"].startswith("guarantee.")]
     privacy = meta.get("privacy") or {}
     plain = [p for p in summary["plain"] if p.startswith(("Formal guarantee", "No formal"))]
@@ -864,7 +870,8 @@ def _release(doc: dict[str, Any], *, preview: bool = False) -> dict[str, Any]:
     d["summary"] = {"verdict": "n/a", "release": True, "verdicts": verdicts, "headline": headline,
                     "plain": plain, "lines": [summary["lines"][1] if len(summary["lines"]) > 1 else summary["lines"][0]],
                     "checks": checks}
-    meta["privacy"] = {k: privacy.get(k) for k in ("epsilon", "delta", "seeded", "has_guarantee", "mechanisms")}
+    meta["privacy"] = {k: privacy.get(k) for k in ("epsilon", "delta", "seeded", "has_guarantee", "mechanisms",
+                                                    "secure", "n_insecure_entries")}
     d["warnings"] = []
     return d
 

@@ -238,6 +238,9 @@ def guarantee_section(ledger: PrivacyLedger | None, schema: PatientSchema, *,
                formula="TPR ≤ min(e^ε·FPR + δ, 1 − e^(−ε)(1 − δ − FPR))"),
     ]
     info = {"epsilon": eps, "delta": delta, "seeded": seeded, "has_guarantee": True, "mechanisms": mechs,
+            # the samplers' security (each entry's secure flag), for the regulatory appendix
+            "secure": bool(total.secure), "n_insecure_entries": sum(not e.secure for e in ledger.entries),
+            "unit": total.unit, "neighbouring": total.neighbouring,
             # dates only (no fit durations: they grow with the number of patients)
             "fits": [{k: f.get(k) for k in ("fit_id", "generator", "accounting", "epsilon", "delta", "status",
                                              "started", "finished", "schema_hash", "seeded", "patient_ids")}

@@ -290,6 +290,12 @@ figcaption{margin-top:.5em;font-size:.93rem;color:var(--ink)}
 .notes li{margin:.3em 0}
 .warnings li{margin:.35em 0}
 .muted{color:var(--muted)}
+.group{margin:1.2em 0}.sr-only{position:absolute;left:-9999px}
+table.signoff-table td.line{border-bottom:1px solid var(--ink);height:2.4em;min-width:8em}
+.next-steps{margin:1em 0;padding:.6em 1.1em;border:2px solid #0550ae;border-radius:8px;background:#f1f6fd}
+.next-steps h3{margin:.3em 0}.next-steps li{margin:.3em 0}
+code.cmd{display:block;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em;
+background:#fff;border:1px solid var(--line);border-radius:4px;padding:.2em .5em;margin:.2em 0;overflow-wrap:anywhere}
 footer{margin-top:3em;color:var(--muted);font-size:.85rem;border-top:1px solid var(--line);padding-top:.6em}
 @media (max-width:700px){main{padding:14px}.overall{flex-direction:column;align-items:flex-start}}
 @media print{
@@ -463,7 +469,9 @@ def _summary(summary: Mapping[str, Any], metric_ids: Mapping[str, str]) -> str:
                      f"<td>{_verdict_badge(c.get('verdict'))}</td><td>{_e(c.get('why') or '')}</td></tr>")
     if not checks:
         parts.append('<tr><td colspan="5" class="muted">No checks were configured.</td></tr>')
-    parts.append("</tbody></table></div></section>")
+    parts.append("</tbody></table></div>")
+    parts.append(_next_steps(summary.get("next_steps")))
+    parts.append("</section>")
     return "".join(parts)
 
 
@@ -499,10 +507,62 @@ def _section(sec: Mapping[str, Any], sid: str, metric_ids: Mapping[str, str], an
     for fig in sec.get("figures") or []:
         if isinstance(fig, Mapping):
             parts.append(_figure(fig, dpi))
+    for g in sec.get("groups") or []:  # the regulatory appendix: one table per guidance document
+        if isinstance(g, Mapping):
+            parts.append(_group(g, sid))
+    if isinstance(sec.get("signoff"), Mapping):
+        parts.append(_signoff(sec["signoff"], sid))
     notes = [str(n) for n in sec.get("notes") or []]
     if notes:
         parts.append('<h3>Notes</h3><ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     parts.append("</section>")
+    return "".join(parts)
+
+
+def _group(g: Mapping[str, Any], sid: str) -> str:
+    gid = f"{sid}-{re.sub(r'[^A-Za-z0-9_-]+', '-', str(g.get('key') or 'group'))}"
+    rows = [r for r in g.get("rows") or [] if isinstance(r, (list, tuple)) and len(r) >= 2]
+    parts = [f'<div class="group" id="{_e(gid)}"><h3>{_e(g.get("title") or g.get("key") or "")}</h3>',
+             _paragraphs(g.get("intro"))]
+    if rows:
+        parts.append(f'<div class="table-wrap"><table class="data facts"><caption class="sr-only">'
+                     f'{_e(g.get("title") or "")}</caption><thead><tr><th scope="col">Item</th>'
+                     '<th scope="col">Value</th></tr></thead><tbody>')
+        parts.extend(f'<tr><th scope="row">{_e(r[0])}</th><td>{_e(r[1])}</td></tr>' for r in rows)
+        parts.append("</tbody></table></div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _signoff(so: Mapping[str, Any], sid: str) -> str:
+    signers = [s for s in so.get("signers") or [] if isinstance(s, Mapping)]
+    parts = [f'<div class="group signoff" id="{sid}-signoff"><h3>Sign-off</h3>', _paragraphs(so.get("intro")),
+             '<table class="data signoff-table"><thead><tr><th scope="col">Role</th><th scope="col">Name</th>'
+             '<th scope="col">Date</th><th scope="col">Signature</th></tr></thead><tbody>']
+    for s in signers:
+        parts.append(f'<tr><th scope="row">{_e(s.get("role"))}</th>'
+                     + "".join(f'<td class="line">{_e(s.get(k) or "")}</td>' for k in ("name", "date", "signature"))
+                     + "</tr>")
+    parts.append("</tbody></table></div>")
+    return "".join(parts)
+
+
+def _next_steps(items: Any) -> str:
+    items = [i for i in items or [] if isinstance(i, Mapping)]
+    if not items:
+        return ""
+    parts = ['<section id="next-steps" class="next-steps" aria-labelledby="next-steps-h">'
+             '<h3 id="next-steps-h">Next steps</h3><p class="muted">What to try for each check that failed or '
+             "warned, with the commands (paths are placeholders).</p><ul>"]
+    for it in items:
+        parts.append(f'<li><strong>{_e(it.get("name") or it.get("metric"))}</strong> '
+                     f'{_verdict_badge(it.get("verdict"))}<ul>')
+        for st in it.get("steps") or []:
+            if isinstance(st, Mapping):
+                cmd = f'<code class="cmd">{_e(st["command"])}</code>' if st.get("command") else ""
+                parts.append(f"<li>{_e(st.get('text') or '')}{cmd}</li>")
+        parts.append("</ul></li>")
+    parts.append("</ul></section>")
     return "".join(parts)
 
 

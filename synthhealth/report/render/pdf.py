@@ -146,11 +146,11 @@ class _Writer:
         self.fig = MplFigure(figsize=(_W, _H), facecolor="white")
         self.page += 1
         self.y = _MT
-        foot = _wrap(self.footer, _TW - 1.2, 7.5)[0]
-        self.text(_ML, _H - _MB + 0.3, foot, size=7.5, color=_MUTED)
+        foot = _wrap(self.footer, _TW - 1.2, 7.5)
+        self.text(_ML, _H - _MB + 0.3, foot[0][:-1] + "…" if len(foot) > 1 else foot[0], size=7.5, color=_MUTED)
         self.text(_W - _MR, _H - _MB + 0.3, f"page {self.page}", size=7.5, color=_MUTED, ha="right")
         if self.stamp:
-            self.text(_W / 2, 0.25, _wrap(self.stamp, _TW, 7.5, "bold")[0], size=7.5, color="#b3261e",
+            self.text(_W / 2, _HEADER_TOP, "\n".join(_header_lines(self.stamp)), size=_HEADER_SIZE, color="#b3261e",
                       weight="bold", ha="center")
 
     def finish(self) -> None:
@@ -302,6 +302,20 @@ class _Writer:
             self.y += row_h
 
 
+_HEADER_SIZE = 7.0   # points: the running header (the first "not for release" notice) on every page
+_HEADER_TOP = 0.12   # inches from the top edge; the header's lines end above the top margin
+
+
+def _header_lines(stamp: str) -> list[str]:
+    """The running header's lines: the whole notice, wrapped to the text width, as many lines as fit
+    above the top margin (the last one ends with an ellipsis only when even those do not suffice)."""
+    lines = _wrap(stamp, _TW, _HEADER_SIZE, "bold")
+    room = max(1, int((_MT - _HEADER_TOP - 0.03) / _lh(_HEADER_SIZE)))
+    if len(lines) > room:
+        lines = lines[: room - 1] + [lines[room - 1][:-1] + "…"]
+    return lines
+
+
 def _caption(fig: Mapping[str, Any]) -> str:
     text = str(fig.get("title") or fig.get("key") or "")
     if fig.get("caption"):
@@ -380,6 +394,27 @@ def _summary_pages(w: _Writer, title: str, meta: Mapping[str, Any], shown: list[
                 verdict_col=3, title=f"Checks ({len(rows)})")
     else:
         w.paragraph("No checks were configured.", size=10, color=_MUTED)
+    _next_steps(w, summary.get("next_steps"))
+
+
+def _next_steps(w: _Writer, items: Any) -> None:
+    """The "next steps" box: for each failed or warned check, what to try, with the commands."""
+    items = [i for i in items or [] if isinstance(i, Mapping)]
+    if not items:
+        return
+    w.ensure(0.8)
+    w.paragraph("Next steps", size=12, weight="bold", color="#0550ae", after=0.02)
+    w.paragraph("What to try for each check that failed or warned, with the commands (paths are placeholders).",
+                size=8.5, color=_MUTED, after=0.06)
+    for it in items:
+        w.paragraph(f"{it.get('name') or it.get('metric')} ({verdict_label(it.get('verdict'))})", size=9.5,
+                    weight="bold", after=0.02)
+        for st in it.get("steps") or []:
+            if not isinstance(st, Mapping):
+                continue
+            w.paragraph(st.get("text") or "", size=8.5, bullet="•", indent=0.1, after=0.01)
+            if st.get("command"):
+                w.paragraph("$ " + str(st["command"]), size=7.5, color="#0550ae", indent=0.3, after=0.03)
 
 
 def _section_pages(w: _Writer, sec: Mapping[str, Any], dpi: int) -> None:
@@ -412,6 +447,27 @@ def _section_pages(w: _Writer, sec: Mapping[str, Any], dpi: int) -> None:
     figures = [f for f in sec.get("figures") or [] if isinstance(f, Mapping)]
     if figures:
         w.images(figures, dpi)
+    for g in sec.get("groups") or []:  # the regulatory appendix: one table per guidance document
+        if not isinstance(g, Mapping):
+            continue
+        rows = [[r[0], r[1]] for r in g.get("rows") or [] if isinstance(r, (list, tuple)) and len(r) >= 2]
+        w.ensure(0.9)
+        w.paragraph(g.get("title") or g.get("key") or "", size=11.5, weight="bold", after=0.04)
+        if g.get("intro"):
+            w.paragraph(g["intro"], size=9, color=_MUTED, after=0.04)
+        if rows:
+            w.table([("Item", 1.0), ("Value", 2.6)], rows, size=8.5)
+    so = sec.get("signoff")
+    if isinstance(so, Mapping):
+        signers = [x for x in so.get("signers") or [] if isinstance(x, Mapping)]
+        w.ensure(0.9 + 0.5 * len(signers))
+        w.paragraph("Sign-off", size=11.5, weight="bold", after=0.04)
+        if so.get("intro"):
+            w.paragraph(so["intro"], size=9, after=0.06)
+        # blank lines to sign on: the name is filled in when known, the rest by hand
+        w.table([("Role", 1.6), ("Name", 1.4), ("Date", 0.8), ("Signature", 1.4)],
+                [[x.get("role") or "", (x.get("name") or "") + "\n\n", x.get("date") or "", x.get("signature") or ""]
+                 for x in signers], size=9)
     notes = [str(n) for n in sec.get("notes") or []]
     if notes:
         w.ensure(0.6)
