@@ -11,7 +11,11 @@ and, when grouping NDJSON by patient, the byte offsets of each patient's lines.
 
 from __future__ import annotations
 
+import json
+import json.decoder
+import json.scanner
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -254,6 +258,67 @@ class _PatientIndex:
         return ref_key in self.alias and self.alias[ref_key] is None
 
 
+# ------------------------------------------------------------------ duplicate keys
+# orjson keeps the last value of a repeated key, silently: {"resourceType": "Patient",
+# "resourceType": "Observation"} would read as an Observation. Every key is followed by one ':'
+# outside strings, and the strings keep their colons in orjson's dump of what it parsed; a document
+# with a repeated key loses that key's ':' (and those of its dropped value) in the dump. Counting
+# one byte in both costs a fraction of the parse; only a document with more colons than its dump
+# is parsed again (slowly) to name the key and the line. (A colon written as the escape \u003a
+# in the input is the only way to hide one.)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+def _find_repeated_key(raw: bytes) -> tuple[str, int] | None:
+    """(key as shown, 1-based line of the object holding it) of the first repeated key, or None."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    decoder = json.JSONDecoder()
+
+    def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any, object_hook: Any,
+                     object_pairs_hook: Any, memo: Any = None) -> tuple[dict[str, Any], int]:
+        s, start = s_and_end
+        pairs, end = json.decoder.JSONObject(s_and_end, strict, scan_once, None, list, memo)  # type: ignore[attr-defined]
+        seen: set[str] = set()
+        for k, _v in pairs:
+            if k in seen:
+                # an element name is shown; anything else might be data
+                shown = repr(k) if _NAME.fullmatch(k) else "(a key that is not an element name)"
+                raise _RepeatedKey(shown, s.count("\n", 0, start) + 1)
+            seen.add(k)
+        return dict(pairs), end
+
+    decoder.parse_object = parse_object  # type: ignore[assignment]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    try:
+        decoder.decode(text)
+    except _RepeatedKey as rep:
+        return rep.key, rep.line
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def _repeated_key(raw: bytes, doc: Any) -> tuple[str, int] | None:
+    """The repeated key of a parsed document and its line, or None (the fast count first)."""
+    if not isinstance(doc, (dict, list)):
+        return None
+    try:
+        if raw.count(b":") <= orjson.dumps(doc).count(b":"):
+            return None
+    except (TypeError, orjson.JSONEncodeError):  # pragma: no cover - what orjson parsed, it dumps
+        pass
+    return _find_repeated_key(raw)
+
+
 def _ref_kind(link: str) -> str:
     return link.split(":", 1)[0] if ":" in link else "relative"
 
@@ -437,7 +502,19 @@ class FHIRReader:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            self._fail(self._parse_error(exc, Location(fname)), "invalid JSON")
+            if _looks_like_ndjson(data):
+                self._fail(FHIRFormatError(
+                    f"invalid JSON at line {exc.lineno}: the file holds one JSON document per line, which is Bulk "
+                    "NDJSON; name it .ndjson (a .json file holds one Bundle or resource)", file=fname), "NDJSON in a "
+                    ".json file")
+            else:
+                self._fail(self._parse_error(exc, Location(fname)), "invalid JSON")
+            return
+        repeated = _repeated_key(data, doc)
+        if repeated is not None:
+            self._fail(FHIRFormatError(
+                f"the key {repeated[0]} appears twice in one object (JSON parsers keep only one of the values, so the "
+                "resource would be misread)", file=fname, line=repeated[1]), "duplicate JSON key")
             return
         del data
         top = Location(fname)
@@ -459,6 +536,10 @@ class FHIRReader:
             if res is None:
                 continue  # e.g. a DELETE request entry: nothing to read
             if not self._check_resource(res, loc, "entry.resource"):
+                continue
+            if res["resourceType"] == "Bundle":
+                self._fail(loc.error("entry.resource is a Bundle: Bundles inside a Bundle are not read (give each "
+                                     "Bundle its own file)", res), "nested Bundle")
                 continue
             full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
             yield res, full_url, loc
@@ -491,10 +572,27 @@ class FHIRReader:
                 try:
                     res = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
-                    self._fail(self._parse_error(exc, loc), "invalid JSON")
+                    if lineno == 1 and raw.lstrip().startswith(b"{") and not raw.rstrip().endswith(b"}"):
+                        self._fail(loc.error(
+                            f"invalid JSON at column {exc.colno}: a JSON document spread over several lines (a "
+                            "Bundle or pretty-printed resource?); NDJSON holds one resource per line, Bundles go in "
+                            ".json files"), "invalid JSON")
+                    else:
+                        self._fail(self._parse_error(exc, loc), "invalid JSON")
                     continue
-                if self._check_resource(res, loc, "line"):
-                    yield res, loc, start, n
+                repeated = _repeated_key(raw, res)
+                if repeated is not None:
+                    self._fail(loc.error(
+                        f"the key {repeated[0]} appears twice in one object (JSON parsers keep only one of the "
+                        "values, so the resource would be misread)"), "duplicate JSON key")
+                    continue
+                if not self._check_resource(res, loc, "line"):
+                    continue
+                if res["resourceType"] == "Bundle":
+                    self._fail(loc.error("the line holds a Bundle: Bulk NDJSON holds one resource per line (put "
+                                         "Bundles in .json files)", res), "Bundle in NDJSON")
+                    continue
+                yield res, loc, start, n
 
     # --------------------------------------------------------------- streaming
     def _linked(self, res: dict[str, Any], loc: Location) -> tuple[str | None, str | None]:
@@ -755,6 +853,17 @@ class FHIRReader:
             if bar is not None:
                 bar.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _looks_like_ndjson(data: bytes) -> bool:
+    """Whether a document that failed to parse is several JSON objects, one per line."""
+    lines = [ln for ln in data.strip().split(b"\n", 2)[:2] if ln.strip()]
+    if len(lines) < 2:
+        return False
+    try:
+        return all(isinstance(orjson.loads(ln), dict) for ln in lines)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def read(

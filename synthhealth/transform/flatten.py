@@ -104,6 +104,15 @@ class FlattenReport:
         earlier one), ``linked`` (Patients joined by ``Patient.link``), ``merged`` (Patient rows
         merged into another with ``duplicate_patients="merge"``) and ``groups`` (people with
         several Patient resources).
+    malformed : dict of str to int
+        FHIR input with ``on_error="skip"``: malformed values skipped, by what was wrong (e.g.
+        ``"Condition.status must be a string, got list"``: the resource was skipped; a malformed
+        ``Patient.birthDate`` leaves the ages missing). The message names the element and the
+        JSON type, never the value.
+    after_reference_date : dict of str to int
+        Events (by resource type) that matched an attribute but were not counted because they are
+        dated on or after the schema's reference date (where every attribute's window ends), such
+        as a far-future ``9999-12-31``.
     """
 
     schema_name: str
@@ -112,6 +121,8 @@ class FlattenReport:
     attributes: dict[str, AttributeCounts] = field(default_factory=dict)
     read_stats: dict[str, Any] = field(default_factory=dict)
     identities: dict[str, int] = field(default_factory=dict)
+    malformed: dict[str, int] = field(default_factory=dict)
+    after_reference_date: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form.
@@ -134,6 +145,8 @@ class FlattenReport:
             "attributes": {k: vars(v).copy() for k, v in self.attributes.items()},
             "read_stats": self.read_stats,
             "identities": dict(self.identities),
+            "malformed": dict(self.malformed),
+            "after_reference_date": dict(self.after_reference_date),
         }
 
     def summary(self) -> str:
@@ -171,6 +184,13 @@ class FlattenReport:
         head = f"{self.n_patients} patients, {len(self.attributes)} attributes"
         if skipped:
             head += f"; skipped resources: {sum(skipped.values())} ({', '.join(f'{k}: {v}' for k, v in skipped.items())})"
+        if self.malformed:
+            head += (f"; malformed values skipped: {sum(self.malformed.values())} ("
+                     + ", ".join(f"{k}: {v}" for k, v in sorted(self.malformed.items())) + ")")
+        if self.after_reference_date:
+            head += (f"; events dated on or after the reference date, not counted: "
+                     f"{sum(self.after_reference_date.values())} ("
+                     + ", ".join(f"{k}: {v}" for k, v in sorted(self.after_reference_date.items())) + ")")
         ident = self.identities
         if ident.get("groups"):
             head += (f"; {ident['groups']} people had several Patient resources ({ident.get('shared_identifier', 0)} "
@@ -182,6 +202,19 @@ class FlattenReport:
 
 
 # --------------------------------------------------------------------------- dates
+class _Malformed(Exception):
+    """A value the flattener reads has the wrong JSON type or is not a valid date (never holds the value)."""
+
+    def __init__(self, element: str, problem: str) -> None:
+        super().__init__(f"{element} {problem}")
+        self.message = f"{element} {problem}"
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
 def _day(text: Any) -> str | None:
     """ISO date prefix ``YYYY-MM-DD`` of a FHIR date/dateTime (partial dates padded)."""
     if not isinstance(text, str) or len(text) < 4:
@@ -191,6 +224,28 @@ def _day(text: Any) -> str | None:
     if len(text) == 7:
         return text + "-01"
     return text[:4] + "-01-01"
+
+
+def _valid_day(text: Any, element: str) -> str:
+    """``YYYY-MM-DD`` of a FHIR date/dateTime (``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, then ``T...``), or raise."""
+    if not isinstance(text, str):
+        raise _Malformed(element, f"must be a date string, got {_kind(text)}")
+    n = len(text)
+    if n == 4:
+        day = text + "-01-01"
+    elif n == 7:
+        day = text + "-01"
+    elif n == 10 or (n > 10 and text[10] == "T"):
+        day = text[:10]
+    else:
+        raise _Malformed(element, "is not a valid date (a FHIR date is YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)")
+    if day[4] != "-" or day[7] != "-" or not day[:4].isdigit():
+        raise _Malformed(element, "is not a valid date (a FHIR date is YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)")
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        raise _Malformed(element, "is not a valid date (month or day out of range)") from None
+    return day
 
 
 def _to_date(day: str | None) -> date | None:
@@ -209,35 +264,59 @@ def _years_between(birth: date, at: date) -> int:
     return years
 
 
-def _event_time(res: dict[str, Any], rtype: str) -> str | None:
+def _event_time(res: dict[str, Any], rtype: str) -> tuple[str | None, str]:
+    """(date/dateTime, element name) of an event; raises :class:`_Malformed` for a value of the wrong type."""
     for name, sub in _EVENT_DATES.get(rtype, ()):
         val = res.get(name)
         if val is None:
             continue
         if sub is not None:
-            val = val.get(sub) if isinstance(val, dict) else None
-        if isinstance(val, str):
-            return val
-    return None
+            if not isinstance(val, dict):
+                raise _Malformed(f"{rtype}.{name}", f"must be a Period object, got {_kind(val)}")
+            val = val.get(sub)
+            if val is None:
+                continue
+            name = f"{name}.{sub}"
+        if not isinstance(val, str):
+            raise _Malformed(f"{rtype}.{name}", f"must be a date string, got {_kind(val)}")
+        return val, f"{rtype}.{name}"
+    return None, ""
 
 
-def _codings(cc: Any) -> Iterator[tuple[Any, Any]]:
+def _codings(cc: Any, element: str = "CodeableConcept") -> Iterator[tuple[Any, Any]]:
+    """(system, code) of a CodeableConcept (or a list of them); raises :class:`_Malformed` on a wrong type."""
+    if cc is None:
+        return
     if isinstance(cc, list):
         for item in cc:
-            yield from _codings(item)
+            yield from _codings(item, element)
         return
-    if isinstance(cc, dict):
-        for c in cc.get("coding") or ():
-            if isinstance(c, dict):
-                yield (c.get("system"), c.get("code"))
+    if not isinstance(cc, dict):
+        raise _Malformed(element, f"must be a CodeableConcept object, got {_kind(cc)}")
+    coding = cc.get("coding")
+    if coding is None:
+        return
+    if not isinstance(coding, list):
+        raise _Malformed(f"{element}.coding", f"must be a list, got {_kind(coding)}")
+    for c in coding:
+        if not isinstance(c, dict):
+            raise _Malformed(f"{element}.coding[]", f"must be a Coding object, got {_kind(c)}")
+        system, code = c.get("system"), c.get("code")
+        if system is not None and not isinstance(system, str):
+            raise _Malformed(f"{element}.coding[].system", f"must be a string, got {_kind(system)}")
+        if code is not None and not isinstance(code, str):
+            raise _Malformed(f"{element}.coding[].code", f"must be a string, got {_kind(code)}")
+        yield (system, code)
 
 
 def _excluded(res: dict[str, Any], rtype: str) -> bool:
     status = res.get("status")
+    if status is not None and not isinstance(status, str):
+        raise _Malformed(f"{rtype}.status", f"must be a string, got {_kind(status)}")
     if status in _EXCLUDED_STATUS or status in _EXCLUDED_EXTRA.get(rtype, ()):
         return True
     if rtype in ("Condition", "AllergyIntolerance"):
-        for _s, code in _codings(res.get("verificationStatus")):
+        for _s, code in _codings(res.get("verificationStatus"), f"{rtype}.verificationStatus"):
             if code in _EXCLUDED_VERIFICATION:
                 return True
     return False
@@ -313,6 +392,14 @@ class _Flattener:
         self._labels_index: dict[int, dict[str, int]] = {}
         self._birth_counts = _FanOut([self.counts[a.name] for a in self.attrs if a.fhir is not None and (
             a.fhir.path in ("age", "birth_year", "age_at_death") or a.fhir.aggregate in ("age_at_first", "age_at_last"))])
+        self._death_counts = self._path_counts("deceased", "age_at_death", "age")
+        self._gender_counts = self._path_counts("gender")
+        self._extension_counts = self._path_counts("race", "ethnicity", "birth_sex")
+        self._marital_counts = self._path_counts("marital_status")
+        self._identity_counts = _FanOut([])
+        self.malformed: dict[str, int] = {}
+        self.after_reference: dict[str, int] = {}
+        self.ref_iso = self.ref.isoformat()
         # columnar state: a few bytes per patient and attribute (no per-patient Python objects)
         self.index: dict[str, int] = {}
         self.keys: list[str] = []
@@ -331,6 +418,10 @@ class _Flattener:
                 self.state[i] = _Dense(agg)
             if a.type == "categorical" and agg is not None:
                 self._labels_index[i] = {label: k for k, label in enumerate(a.labels)}
+
+    def _path_counts(self, *paths: str) -> _FanOut:
+        return _FanOut([self.counts[a.name] for _i, a in self.patient_attrs
+                        if a.fhir is not None and a.fhir.path in paths])
 
     # ----------------------------------------------------------------- feeding
     def _row(self, key: str) -> int:
@@ -358,17 +449,29 @@ class _Flattener:
         if by_code is None and unfiltered is None:
             return
         matched: list[_Matcher] = list(unfiltered) if unfiltered else []
-        if by_code:
-            seen: set[int] = set()
-            for ck in _codings(res.get(self.code_element[rtype])):
-                for m in by_code.get(ck, ()):  # type: ignore[call-overload]
-                    if m.idx not in seen:
-                        seen.add(m.idx)
-                        matched.append(m)
-        if not matched or _excluded(res, rtype):
+        try:
+            if by_code:
+                seen: set[int] = set()
+                for ck in _codings(res.get(self.code_element[rtype]), f"{rtype}.{self.code_element[rtype]}"):
+                    for m in by_code.get(ck, ()):  # type: ignore[call-overload]
+                        if m.idx not in seen:
+                            seen.add(m.idx)
+                            matched.append(m)
+            if not matched or _excluded(res, rtype):
+                return
+            when, element = _event_time(res, rtype)
+            day = None if when is None else _valid_day(when, element)
+            if rtype == "Encounter" and any(m.classes for m in matched):
+                cls = res.get("class")
+                if cls is not None and not isinstance(cls, dict):
+                    raise _Malformed("Encounter.class", f"must be a Coding object, got {_kind(cls)}")
+                if isinstance(cls, dict) and cls.get("code") is not None and not isinstance(cls.get("code"), str):
+                    raise _Malformed("Encounter.class.code", f"must be a string, got {_kind(cls.get('code'))}")
+        except _Malformed as bad:  # nothing of this resource was counted yet
+            self._skip(item.location, res, bad.message)
             return
-        when = _event_time(res, rtype)
-        day = _day(when)
+        if day is not None and day >= self.ref_iso and all(m.end is not None and day >= m.end for m in matched):
+            self.after_reference[rtype] = self.after_reference.get(rtype, 0) + 1
         row = self._row(key)
         for m in matched:
             if day is None:
@@ -410,26 +513,39 @@ class _Flattener:
 
     def _observation_value(self, res: dict[str, Any], m: _Matcher, loc: Location) -> Any:
         holder: dict[str, Any] | None = res
+        counts = self.counts[m.attr.name]
         if m.component is not None:
             holder = None
-            for comp in res.get("component") or ():
-                if isinstance(comp, dict) and any(ck == m.component for ck in _codings(comp.get("code"))):
-                    holder = comp
-                    break
+            comps = res.get("component")
+            if comps is not None and not isinstance(comps, list):
+                return self._bad(loc, res, f"Observation.component must be a list, got {_kind(comps)}", counts)
+            try:
+                for comp in comps or ():
+                    if not isinstance(comp, dict):
+                        return self._bad(loc, res, f"Observation.component[] must be an object, got {_kind(comp)}",
+                                         counts)
+                    if any(ck == m.component for ck in _codings(comp.get("code"), "Observation.component[].code")):
+                        holder = comp
+                        break
+            except _Malformed as bad:
+                return self._bad(loc, res, bad.message, counts)
             if holder is None:
                 return None
         assert holder is not None
-        counts = self.counts[m.attr.name]
         if m.attr.type == "categorical":
             cc = holder.get("valueCodeableConcept")
             if cc is None:
                 return None
             if not isinstance(cc, dict):
-                return self._bad(loc, res, "Observation.valueCodeableConcept must be an object", counts)
-            for ck in _codings(cc):
-                label = m.cat_by_code.get(ck)  # type: ignore[arg-type]
-                if label is not None:
-                    return label
+                return self._bad(loc, res, f"Observation.valueCodeableConcept must be an object, got {_kind(cc)}",
+                                 counts)
+            try:
+                for ck in _codings(cc, "Observation.valueCodeableConcept"):
+                    label = m.cat_by_code.get(ck)  # type: ignore[arg-type]
+                    if label is not None:
+                        return label
+            except _Malformed as bad:
+                return self._bad(loc, res, bad.message, counts)
             return _OutOfDomain
         q = holder.get("valueQuantity")
         if q is None:
@@ -455,35 +571,83 @@ class _Flattener:
         return float(v)
 
     def _bad(self, loc: Location, res: dict[str, Any], message: str, counts: Any) -> None:
+        """A malformed value: a located error, or (``on_error="skip"``) skipped and counted."""
         if self.on_error == "raise":
             raise loc.error(message, res)
         counts.bad_value += 1
+        self.malformed[message] = self.malformed.get(message, 0) + 1
         return None
+
+    def _skip(self, loc: Location, res: dict[str, Any], message: str) -> None:
+        """A malformed event resource: a located error, or skipped whole and counted."""
+        if self.on_error == "raise":
+            raise loc.error(message + " (the resource cannot be read)", res)
+        self.malformed[message] = self.malformed.get(message, 0) + 1
 
     # ----------------------------------------------------------------- patients
     def _patient(self, key: str, res: dict[str, Any], loc: Location) -> None:
-        birth = _to_date(_day(res.get("birthDate")))
-        if res.get("birthDate") is not None and birth is None:
-            self._bad(loc, res, "Patient.birthDate is not a valid date", self._birth_counts)
-        death_day = _day(res.get("deceasedDateTime"))
-        death = _to_date(death_day)
-        dead_by_ref = False
+        birth = None
+        if res.get("birthDate") is not None:
+            try:
+                birth = _to_date(_valid_day(res["birthDate"], "Patient.birthDate"))
+            except _Malformed as bad:
+                self._bad(loc, res, bad.message, self._birth_counts)
+        death: date | None = None
+        dead_by_ref: bool | None = False
+        deceased_dt, deceased_bool = res.get("deceasedDateTime"), res.get("deceasedBoolean")
+        if deceased_dt is not None:
+            try:
+                death = _to_date(_valid_day(deceased_dt, "Patient.deceasedDateTime"))
+            except _Malformed as bad:
+                self._bad(loc, res, bad.message, self._death_counts)
+                dead_by_ref = None  # unknown, never "alive"
+        if deceased_bool is not None and not isinstance(deceased_bool, bool):
+            self._bad(loc, res, f"Patient.deceasedBoolean must be a boolean, got {_kind(deceased_bool)}",
+                      self._death_counts)
+            dead_by_ref = None
         if death is not None:
             dead_by_ref = death < self.ref
-        elif res.get("deceasedBoolean") is True:
+        elif deceased_bool is True and dead_by_ref is not None:
             dead_by_ref = True
+        gender = res.get("gender")
+        if gender is not None and not isinstance(gender, str):
+            self._bad(loc, res, f"Patient.gender must be a string, got {_kind(gender)}", self._gender_counts)
+            gender = None
+        extensions = res.get("extension")
+        if extensions is not None and not isinstance(extensions, list):
+            self._bad(loc, res, f"Patient.extension must be a list, got {_kind(extensions)}", self._extension_counts)
+            extensions = None
+        elif extensions:
+            for ext in extensions:
+                if not isinstance(ext, dict):
+                    self._bad(loc, res, f"Patient.extension[] must be an object, got {_kind(ext)}",
+                              self._extension_counts)
+                    extensions = [e for e in extensions if isinstance(e, dict)]
+                    break
+        marital = res.get("maritalStatus")
+        if marital is not None:
+            try:
+                for _ in _codings(marital, "Patient.maritalStatus"):
+                    pass
+            except _Malformed as bad:
+                self._bad(loc, res, bad.message, self._marital_counts)
+                marital = None
         r = self._row(key)
-        self._identity(r, res)
+        self._identity(r, res, loc)
         self.births[r] = birth.toordinal() if birth is not None else 0
         row: dict[int, Any] = {}
         for i, a in self.patient_attrs:
             path = a.fhir.path  # type: ignore[union-attr]
             if path == "gender":
-                row[i] = self._category(a, res.get("gender"))
+                row[i] = self._category(a, gender)
             elif path == "age":
                 at = self.ref
-                if a.fhir.age_at == "end_of_followup" and death is not None and death < self.ref:  # type: ignore[union-attr]
-                    at = death
+                if a.fhir.age_at == "end_of_followup":  # type: ignore[union-attr]
+                    if dead_by_ref is None:
+                        row[i] = None
+                        continue
+                    if death is not None and death < self.ref:
+                        at = death
                 row[i] = None if birth is None else float(_years_between(birth, at))
             elif path == "birth_year":
                 row[i] = None if birth is None else float(birth.year)
@@ -493,24 +657,36 @@ class _Flattener:
                 row[i] = float(_years_between(birth, death)) if (birth and death and dead_by_ref) else None
             elif path in ("race", "ethnicity"):
                 url = _EXT_RACE if path == "race" else _EXT_ETHNICITY
-                row[i] = self._omb(a, res, url)
+                row[i] = self._omb(a, extensions, url, loc, res)
             elif path == "birth_sex":
                 val = None
-                for ext in res.get("extension") or ():
-                    if isinstance(ext, dict) and ext.get("url") == _EXT_BIRTHSEX:
+                for ext in extensions or ():
+                    if ext.get("url") == _EXT_BIRTHSEX:
                         val = ext.get("valueCode")
+                        if val is not None and not isinstance(val, str):
+                            self._bad(loc, res, f"Patient.extension[birthsex].valueCode must be a string, got "
+                                      f"{_kind(val)}", self.counts[a.name])
+                            val = None
                 row[i] = self._category(a, val)
             elif path == "marital_status":
-                row[i] = self._coded_category(a, res.get("maritalStatus"))
+                row[i] = self._coded_category(a, marital)
         for i, v in row.items():
             self.pcols[i][r] = v
 
-    def _identity(self, row: int, res: dict[str, Any]) -> None:
+    def _identity(self, row: int, res: dict[str, Any], loc: Location) -> None:
         """Note the Patient's identifiers (system + value) and links, to find one person read twice."""
-        for ident in res.get("identifier") or ():
+        idents = res.get("identifier")
+        if idents is not None and not isinstance(idents, list):
+            self._bad(loc, res, f"Patient.identifier must be a list, got {_kind(idents)}", self._identity_counts)
+            idents = None
+        for ident in idents or ():
             if not isinstance(ident, dict):
+                self._bad(loc, res, f"Patient.identifier[] must be an object, got {_kind(ident)}", self._identity_counts)
                 continue
             system, value = ident.get("system"), ident.get("value")
+            if (system is not None and not isinstance(system, str)) or (value is not None and not isinstance(value, str)):
+                self._bad(loc, res, "Patient.identifier[].system and .value must be strings", self._identity_counts)
+                continue
             if isinstance(system, str) and system and isinstance(value, str) and value:
                 if self.identifier_systems is not None and system not in self.identifier_systems:
                     continue
@@ -518,8 +694,15 @@ class _Flattener:
                 self.id_hash.append(hash((system, value)))
                 self.id_row.append(row)
                 self.id_sys.append(code)
-        for link in res.get("link") or ():
+        links = res.get("link")
+        if links is not None and not isinstance(links, list):
+            self._bad(loc, res, f"Patient.link must be a list, got {_kind(links)}", self._identity_counts)
+            links = None
+        for link in links or ():
             other = link.get("other") if isinstance(link, dict) else None
+            if not isinstance(link, dict) or (other is not None and not isinstance(other, dict)):
+                self._bad(loc, res, "Patient.link[] and its 'other' must be objects", self._identity_counts)
+                continue
             ref = other.get("reference") if isinstance(other, dict) else None
             target = normalize_reference(ref) if isinstance(ref, str) and ref else None
             if target is not None and target.startswith(("Patient/", "urn:")):
@@ -628,7 +811,7 @@ class _Flattener:
     def _coded_category(self, a: Attribute, cc: Any) -> Any:
         if cc is None:
             return None
-        keys = list(_codings(cc))
+        keys = list(_codings(cc, f"Patient.{a.fhir.path if a.fhir else a.name}"))
         for cat in a.categories:
             codes = {c.key for c in cat.codes}
             for system, code in keys:
@@ -636,17 +819,30 @@ class _Flattener:
                     return cat.label
         return _OutOfDomain
 
-    def _omb(self, a: Attribute, res: dict[str, Any], url: str) -> Any:
-        for ext in res.get("extension") or ():
-            if not isinstance(ext, dict) or ext.get("url") != url:
+    def _omb(self, a: Attribute, extensions: list[Any] | None, url: str, loc: Location, res: dict[str, Any]) -> Any:
+        for ext in extensions or ():
+            if ext.get("url") != url:
                 continue
+            subs = ext.get("extension")
+            if subs is not None and not isinstance(subs, list):
+                return self._bad(loc, res, f"Patient.extension[{url.rsplit('-', 1)[-1]}].extension must be a list, got "
+                                 f"{_kind(subs)}", self.counts[a.name])
             codings = []
-            for sub in ext.get("extension") or ():
-                if isinstance(sub, dict) and sub.get("url") == "ombCategory" and isinstance(sub.get("valueCoding"), dict):
-                    codings.append(sub["valueCoding"])
+            for sub in subs or ():
+                if isinstance(sub, dict) and sub.get("url") == "ombCategory":
+                    coding = sub.get("valueCoding")
+                    if not isinstance(coding, dict):
+                        return self._bad(loc, res, f"Patient.extension[{url.rsplit('-', 1)[-1]}].ombCategory."
+                                         f"valueCoding must be a Coding object, got {_kind(coding)}", self.counts[a.name])
+                    codings.append(coding)
             if not codings:
                 return None
-            return self._coded_category(a, {"coding": codings})
+            try:
+                return self._coded_category(a, {"coding": codings})
+            except _Malformed as bad:
+                return self._bad(loc, res, bad.message.replace("CodeableConcept",
+                                                               f"Patient.extension[{url.rsplit('-', 1)[-1]}]"),
+                                 self.counts[a.name])
         return None
 
     # --------------------------------------------------------------- finishing
@@ -924,7 +1120,10 @@ def flatten(
         The public schema; every attribute needs a ``fhir`` source.
     on_error : {"raise", "skip"}, default "raise"
         Stop at the first malformed value, or skip and count it (also passed to the
-        reader when ``records`` is a path).
+        reader when ``records`` is a path). Skipped values are counted in the report's
+        ``malformed`` (by element and problem) and the attributes' ``bad_value``; an event
+        resource whose code, status, date or class is malformed is skipped whole. Events dated on
+        or after the reference date are counted in ``after_reference_date``.
     progress : bool, default False
         Show a progress bar (when ``records`` is a path).
     duplicate_patients : {"raise", "merge"}, default "raise"
@@ -948,8 +1147,11 @@ def flatten(
     Raises
     ------
     FHIRFormatError
-        On malformed input (with file, position and resource id), unless skipped; and when two
-        Patients are one person, unless ``duplicate_patients="merge"`` (whatever ``on_error``).
+        On malformed input (with file, position and resource id), unless skipped: a value of the
+        wrong JSON type in any element the flattener reads, an impossible date (``2020-13-45``),
+        a bad ``deceased[x]``; the reader's errors (a repeated JSON key, a Bundle on an NDJSON
+        line...). When two Patients are one person, unless ``duplicate_patients="merge"``
+        (whatever ``on_error``). When the input held no patients (whatever ``on_error``).
     InvalidParameterError
         If an attribute of ``schema`` has no FHIR source.
 
@@ -990,10 +1192,26 @@ def flatten(
         if was_enabled:
             gc.enable()
     df, counts = flat.finish()
+    if len(df) == 0:
+        raise _no_patients(reader)
     report = FlattenReport(schema.name, schema.hash, len(df), counts, reader.stats.to_dict() if reader else {},
-                           dict(flat.identities))
+                           dict(flat.identities), dict(flat.malformed), dict(flat.after_reference))
     df.attrs["synthhealth"] = {"kind": "flattened", **report.to_dict(), "patient_ids": "checked"}
     return df
+
+
+def _no_patients(reader: FHIRReader | None) -> FHIRFormatError:
+    """The error for an input that held no patients (a 0-byte NDJSON file, a Bundle without entries...)."""
+    if reader is None:
+        return FHIRFormatError("the input held no patients: no PatientRecord was given")
+    st = reader.stats
+    files = [str(f.path) for f in reader.files]
+    where = files[0] if len(files) == 1 else None
+    what = f"{st.files} file{'s' if st.files != 1 else ''}, {st.bytes_read:,} bytes, {st.n_resources} resources"
+    if st.n_skipped:
+        what += f", {st.n_skipped} skipped ({', '.join(f'{k}: {v}' for k, v in st.skipped.items())})"
+    return FHIRFormatError(f"the input held no patients ({what}): a table of 0 patients cannot be made (an empty "
+                           "export, or a Bundle without entries?)", file=where)
 
 
 def report_of(table: pd.DataFrame) -> FlattenReport | None:
@@ -1026,5 +1244,5 @@ def report_of(table: pd.DataFrame) -> FlattenReport | None:
         return None
     attrs = {k: AttributeCounts(**v) for k, v in meta["attributes"].items()}
     return FlattenReport(meta["schema_name"], meta["schema_hash"], meta["n_patients"], attrs, meta.get("read_stats", {}),
-                         meta.get("identities", {}))
+                         meta.get("identities", {}), meta.get("malformed", {}), meta.get("after_reference_date", {}))
 

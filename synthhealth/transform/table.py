@@ -497,6 +497,9 @@ def read_table(
     DuplicatePatientIdError
         If a patient id appears on several rows (the message names the column and how many ids
         are duplicated, never an id).
+    InputFileError
+        If the file cannot be read (see :func:`load_table_file`) or holds no patients (a header
+        line only).
 
     Examples
     --------
@@ -528,6 +531,8 @@ def check_table(data: str | os.PathLike[str] | pd.DataFrame, schema: PatientSche
         df = data
     elif isinstance(data, (str, os.PathLike)):
         df = load_table_file(data)
+        if len(df) == 0:
+            raise InputFileError("the input held no patients (a header line and 0 rows)", file=data)
     else:
         raise InvalidParameterError(
             f"The 'data' parameter of read_table must be a path or a pandas DataFrame. Got {type(data).__name__} instead.")
