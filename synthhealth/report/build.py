@@ -405,6 +405,13 @@ class Report:
             sections[part].figures += figures
         bar.close()
 
+        # the full pair heatmap is in an appendix; the utility section shows the worst pairs and the associations
+        pairs_sec = Section("pairs", "Appendix: every pair of attributes", intro=(
+            "The 2-way total variation distance of every pair of attributes, real (holdout) vs synthetic, in blocks "
+            "small enough to read. The utility section shows the worst pairs beside their sampling-noise floor."))
+        pairs_sec.figures = [f for f in sections["utility"].figures if f.key.startswith("utility.tvd2.heatmap")]
+        sections["utility"].figures = [f for f in sections["utility"].figures
+                                       if not f.key.startswith("utility.tvd2.heatmap")]
         all_metrics = g_sec.metrics + [m for s in sections.values() for m in s.metrics]
         for m in all_metrics:  # warnings recorded in a metric's details appear on the page too
             w = (m.details or {}).get("warning")
@@ -464,7 +471,8 @@ class Report:
             "summary": {},
             "sections": [g_sec.to_dict(), _synthetic_section(data).to_dict()]
                         + [s.to_dict() for s in sections.values()]
-                        + [_files_section(prov, fit_info, manifest, fhir_facts).to_dict()],
+                        + [_files_section(prov, fit_info, manifest, fhir_facts).to_dict()]
+                        + ([pairs_sec.to_dict()] if pairs_sec.figures else []),
             "warnings": warn_list,
         }
         doc["summary"] = _summary(checks, g_info, all_metrics, n_train=len(data.train))

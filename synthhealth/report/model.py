@@ -96,16 +96,22 @@ class Figure:
 
     ``kind`` and the keys expected in ``data``:
 
-    - ``"bars"``: ``categories`` (list of str), ``series`` (dict name → list of float, same length).
+    - ``"bars"``: ``categories`` (list of str), ``series`` (dict name → list of float, same length); optional
+      ``errors`` (dict name → list of ``[lo, hi]`` or None: 95% intervals) and ``floor`` (``{"label", "values"}``:
+      a sampling-noise floor per category, drawn as a dashed mark).
     - ``"heatmap"``: ``rows``, ``cols`` (lists of str), ``values`` (rows × cols, None = blank), ``vmin``, ``vmax``.
     - ``"lines"``: ``series`` (dict name → {"x": [...], "y": [...]}), optional ``xlabel``, ``ylabel``, ``step`` (bool),
-      ``diagonal`` (bool: draw y = x, e.g. for ROC curves), ``logx`` (bool).
+      ``diagonal`` (bool: draw y = x, e.g. for ROC curves), ``logx`` (bool), ``window`` ([x0, x1]: shaded, with
+      ``window_label``), ``marks`` (list of ``{"x", "label"}``: vertical lines), ``at_risk`` (``{"times", "series":
+      name → counts}``: a numbers-at-risk table under the axes).
+    - ``"heatmaps"``: ``rows``, ``cols``, ``panels`` (dict name → rows × cols matrix), ``vmin``, ``vmax``,
+      ``label``: heat maps side by side on one colour scale.
     - ``"hist"``: ``edges`` (list of float), ``series`` (dict name → list of counts/densities).
     """
 
     key: str
     title: str
-    kind: Literal["bars", "heatmap", "lines", "hist"]
+    kind: Literal["bars", "heatmap", "lines", "hist", "heatmaps"]
     data: dict[str, Any]
     caption: str = ""
     real_data: bool = True

@@ -53,6 +53,9 @@ _Z95 = 1.959963984540054
 _REAL = "real (holdout)"
 _SYN = "synthetic"
 _MAX_HEATMAP = 60
+_TOP_PAIRS = 15   # worst pairs shown in the utility section
+_MAX_ASSOC = 12   # attributes in the side-by-side Cramér's V matrices
+_BLOCK = 20       # attributes per block of the full pair heatmap (readable labels)
 _MAX_BARS = 40
 
 
@@ -325,7 +328,8 @@ def marginal_fidelity(data: ReportData, *, n_figures: int = 12) -> tuple[list[Me
     names, sizes = data.names, data.sizes
     tv = one_way_tvds(real, syn, sizes)
     # sampling-noise floor: two real samples (train vs holdout) differ this much by chance alone
-    floor = float(one_way_tvds(real, data.codes("train"), sizes).mean())
+    floor_by_attr = one_way_tvds(real, data.codes("train"), sizes)
+    floor = float(floor_by_attr.mean())
     per_attr = {n: round(float(v), 6) for n, v in zip(names, tv, strict=True)}
     worst = int(np.argmax(tv))
     n_r, n_s = len(real), len(syn)
@@ -370,9 +374,13 @@ def marginal_fidelity(data: ReportData, *, n_figures: int = 12) -> tuple[list[Me
     order = np.argsort(-tv, kind="stable")
     top = order[:_MAX_HEATMAP]
     figures = [Figure("utility.tvd1.by_attribute", "1-way TVD per attribute", "bars",
-                      {"categories": [names[j] for j in top], "series": {"TVD": [float(tv[j]) for j in top]}},
+                      {"categories": [names[j] for j in top], "series": {"TVD": [float(tv[j]) for j in top]},
+                       "floor": {"label": "real vs real (noise floor)", "values": [float(floor_by_attr[j]) for j in top]},
+                       "ylabel": "TVD, real (holdout) vs synthetic"},
                       caption="Total variation distance between real (holdout) and synthetic frequencies, "
-                              "worst attributes first.", real_data=True)]
+                              "worst attributes first. The dashed mark is the sampling-noise floor: the same distance "
+                              "between the training and the holdout patients (a perfect generator lands near it).",
+                      real_data=True)]
     for j in order[:n_figures]:
         p, q = _freqs(real[:, j], sizes[j]), _freqs(syn[:, j], sizes[j])
         figures.append(Figure(
@@ -445,7 +453,8 @@ def pairwise_fidelity(data: ReportData) -> tuple[list[Metric], list[Figure]]:
     iu = np.triu_indices(d, 1)
     vals = mat[iu]
     # sampling-noise floor: the same distance between the two real samples (train vs holdout)
-    floor = float(pairwise_tvd_matrix(data.codes("holdout"), data.codes("train"), data.sizes)[iu].mean())
+    floor_mat = pairwise_tvd_matrix(data.codes("holdout"), data.codes("train"), data.sizes)
+    floor = float(floor_mat[iu].mean())
     k = int(np.argmax(vals))
     wi, wj = int(iu[0][k]), int(iu[1][k])
     order = np.argsort(-vals, kind="stable")[:20]
@@ -464,20 +473,95 @@ def pairwise_fidelity(data: ReportData) -> tuple[list[Metric], list[Figure]]:
                formula="max_{i<j} ½ Σ_{s,t} |p_real(i=s, j=t) − p_syn(i=s, j=t)|", real_data=True,
                details={"pair": [names[wi], names[wj]], "worst_pairs": worst20}),
     ]
+    figs: list[Figure] = []
+    # the top-k worst pairs, each beside its sampling-noise floor (the same TVD between the two real samples)
+    top = order[:_TOP_PAIRS]
+    figs.append(Figure(
+        "utility.tvd2.worst_pairs", f"The {len(top)} worst-reproduced pairs of attributes (2-way TVD)", "bars",
+        {"categories": [f"{names[iu[0][m]]} × {names[iu[1][m]]}" for m in top],
+         "series": {"TVD": [float(vals[m]) for m in top]},
+         "floor": {"label": "real vs real (noise floor)", "values": [float(floor_mat[iu[0][m], iu[1][m]]) for m in top]},
+         "ylabel": "TVD of the pair's joint distribution"},
+        caption="Real (holdout) vs synthetic, worst first. The dashed mark is the sampling-noise floor of the pair "
+                "(training vs holdout patients): a bar near it is as good as a second real sample. Every pair is in "
+                "the appendix.", real_data=True))
+    # real and synthetic association matrices (Cramér's V), side by side, for the attributes of the worst pairs
+    vsel: list[int] = []
+    for m in np.argsort(-vals, kind="stable"):
+        for j in (int(iu[0][m]), int(iu[1][m])):
+            if j not in vsel and len(vsel) < _MAX_ASSOC:
+                vsel.append(j)
+        if len(vsel) >= _MAX_ASSOC:
+            break
+    vsel = sorted(vsel)
+    if len(vsel) >= 2:
+        codes_h, codes_s = data.codes("holdout"), data.codes("synthetic")
+        panels = {}
+        for label, codes in (("real (holdout)", codes_h), ("synthetic", codes_s)):
+            v = cramers_v_matrix(codes[:, vsel], [data.sizes[j] for j in vsel])
+            panels[label] = [[None if math.isnan(x) else round(float(x), 4) for x in row] for row in v]
+        figs.append(Figure(
+            "utility.cramers_v", "Association between attributes (Cramér's V): real vs synthetic", "heatmaps",
+            {"rows": [names[j] for j in vsel], "cols": [names[j] for j in vsel], "panels": panels,
+             "vmin": 0.0, "vmax": 1.0, "label": "Cramér's V"},
+            caption="Cramér's V of each pair (0 = independent, 1 = one determines the other), real holdout patients "
+                    "on the left, synthetic on the right" + (f"; the {len(vsel)} attributes of the worst pairs"
+                                                             if len(vsel) < d else "") + ".", real_data=True))
+    # every pair, in readable blocks of at most _BLOCK attributes (the report puts them in an appendix)
     if d > _MAX_HEATMAP:
         sel = np.sort(np.argsort(-np.nanmean(mat, axis=1), kind="stable")[:_MAX_HEATMAP])
     else:
         sel = np.arange(d)
-    sub = mat[np.ix_(sel, sel)]
-    values = [[None if math.isnan(v) else round(float(v), 5) for v in row] for row in sub]
-    labels = [names[j] for j in sel]
-    fig = Figure("utility.tvd2.heatmap", "2-way TVD of attribute pairs", "heatmap",
-                 {"rows": labels, "cols": labels, "values": values, "vmin": 0.0,
-                  "vmax": max(float(np.nanmax(sub)), 1e-9)},
-                 caption="Total variation distance of each pair's joint distribution, real (holdout) vs synthetic."
-                         + (" Showing the 60 attributes with the largest mean pair TVD." if d > _MAX_HEATMAP else ""),
-                 real_data=True)
-    return metrics, [fig]
+    vmax = max(float(np.nanmax(mat[np.ix_(sel, sel)])), 1e-9)
+    blocks = [sel[i: i + _BLOCK] for i in range(0, len(sel), _BLOCK)]
+    for a, ra in enumerate(blocks):
+        for b, rb in enumerate(blocks):
+            if b < a:
+                continue
+            sub = mat[np.ix_(ra, rb)]
+            values = [[None if math.isnan(v) else round(float(v), 5) for v in row] for row in sub]
+            key = "utility.tvd2.heatmap" if len(blocks) == 1 else f"utility.tvd2.heatmap.{a + 1}-{b + 1}"
+            title = "2-way TVD of attribute pairs" + ("" if len(blocks) == 1 else f" (block {a + 1}×{b + 1})")
+            figs.append(Figure(
+                key, title, "heatmap",
+                {"rows": [names[j] for j in ra], "cols": [names[j] for j in rb], "values": values, "vmin": 0.0,
+                 "vmax": vmax},
+                caption="Total variation distance of each pair's joint distribution, real (holdout) vs synthetic."
+                        + (f" Attributes {a * _BLOCK + 1}–{a * _BLOCK + len(ra)} against {b * _BLOCK + 1}–"
+                           f"{b * _BLOCK + len(rb)}, one colour scale for all blocks." if len(blocks) > 1 else "")
+                        + (" Showing the 60 attributes with the largest mean pair TVD." if d > _MAX_HEATMAP else ""),
+                real_data=True))
+    return metrics, figs
+
+
+def cramers_v_matrix(codes: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """Symmetric matrix of Cramér's V between the columns of a code matrix (1 on the diagonal).
+
+    V = sqrt(χ² / (n · (min(r, c) − 1))) over the states both attributes use; NaN when an attribute
+    has a single state in the data.
+
+    Examples
+    --------
+    >>> m = cramers_v_matrix(np.array([[0, 0], [1, 1], [0, 0], [1, 1]]), (2, 2))
+    >>> float(m[0, 1])
+    1.0
+    """
+    n, d = codes.shape
+    out = np.eye(d)
+    for i in range(d):
+        for j in range(i + 1, d):
+            tab = np.bincount(codes[:, i] * sizes[j] + codes[:, j], minlength=sizes[i] * sizes[j]
+                              ).reshape(sizes[i], sizes[j]).astype(float)
+            tab = tab[tab.sum(1) > 0][:, tab.sum(0) > 0]
+            k = min(tab.shape) - 1
+            if n == 0 or k < 1:
+                v = float("nan")
+            else:
+                exp = tab.sum(1, keepdims=True) * tab.sum(0, keepdims=True) / n
+                chi2 = float(((tab - exp) ** 2 / exp).sum())
+                v = math.sqrt(min(1.0, chi2 / (n * k)))
+            out[i, j] = out[j, i] = v
+    return out
 
 
 # ============================================================================ k-way marginals (SDNist)
@@ -856,10 +940,20 @@ def tstr(data: ReportData, random_state: Any = None, n_boot: int = 200, *, exclu
     series = {"TSTR (train synthetic)": [point[(m, "tstr")][i] for m, i in keys]}
     if ("logit", "trtr") in point:
         series["TRTR (train real)"] = [point[(m, "trtr")][i] for m, i in keys]
+
+    def _pct(key: tuple[str, str], i: int) -> list[float] | None:
+        if not n_boot or key not in boots:
+            return None
+        b = np.concatenate(boots[key][i])
+        return [float(np.nanpercentile(b, 2.5)), float(np.nanpercentile(b, 97.5))]
+
+    errors = {"TSTR (train synthetic)": [_pct((m, "tstr"), i) for m, i in keys]}
+    if ("logit", "trtr") in point:
+        errors["TRTR (train real)"] = [_pct((m, "trtr"), i) for m, i in keys]
     figs = [Figure("utility.tstr.summary", f"Predicting '{outcome}' on real holdout patients", "bars",
-                   {"categories": cats, "series": series},
+                   {"categories": cats, "series": series, "errors": errors},
                    caption="Models trained on synthetic data (TSTR) against the same models trained on real data "
-                           "(TRTR).", real_data=True)]
+                           "(TRTR); whiskers: 95% bootstrap intervals over the holdout patients.", real_data=True)]
     roc: dict[str, Any] = {}
     for (model, kind), sc in scores.items():
         xg, yg = _roc_points(sc, yt)
@@ -1151,11 +1245,20 @@ def survival_curves(data: ReportData, *, n_points: int = 200, min_at_risk: int =
                         "relative_difference": diff / rm_r if rm_r > 0 else None}),
     ]
     grid = np.linspace(0.0, tau, n_points)
+    risk_times = np.linspace(0.0, tau, 6)
     fig = Figure("utility.survival.km", f"Kaplan–Meier survival ({ename})", "lines",
                  {"series": {_REAL: {"x": grid.tolist(), "y": _step_at(tr, sr, grid).tolist()},
                              _SYN: {"x": grid.tolist(), "y": _step_at(ts, ss, grid).tolist()}},
-                  "xlabel": f"{tname}{f' ({unit})' if unit else ''}", "ylabel": "survival probability", "step": True},
-                 caption="Share of patients without the event over time, real (holdout) vs synthetic.", real_data=True)
+                  "xlabel": f"{tname}{f' ({unit})' if unit else ''}", "ylabel": "survival probability", "step": True,
+                  **({"window": [0.0, float(grid_ev[-1])],
+                      "window_label": f"compared here (≥ {min_at_risk} at risk in both)"} if len(grid_ev) else {}),
+                  "marks": [{"x": follow_up, "label": "end of the real follow-up"}],
+                  "at_risk": {"times": risk_times.tolist(),
+                              "series": {_REAL: (len(ar) - np.searchsorted(ar, risk_times, side="left")).tolist(),
+                                         _SYN: (len(as_) - np.searchsorted(as_, risk_times, side="left")).tolist()}}},
+                 caption="Share of patients without the event over time, real (holdout) vs synthetic. The shaded "
+                         "window is where the curves are compared (both still have enough patients at risk); the "
+                         "table gives the numbers at risk.", real_data=True)
     return metrics, [fig]
 
 
@@ -1240,6 +1343,8 @@ def prevalence(data: ReportData) -> tuple[list[Metric], list[Figure]]:
     fig = Figure("utility.prevalence.bars", "Prevalence of yes/no attributes", "bars",
                  {"categories": [rows[i]["attribute"] for i in order],
                   "series": {_REAL: [rows[i]["real"] for i in order],
-                             _SYN: [rows[i]["synthetic"] for i in order]}},
-                 caption="Share of True among recorded values, largest differences first.", real_data=True)
+                             _SYN: [rows[i]["synthetic"] for i in order]},
+                  "errors": {_REAL: [rows[i]["real_ci"] for i in order]}},
+                 caption="Share of True among recorded values, largest differences first; whiskers: the real "
+                         "prevalence's 95% Wilson interval.", real_data=True)
     return metrics, [fig]

@@ -32,7 +32,8 @@ _VERDICTS = ("pass", "warn", "fail", "n/a")
 _VERDICT_LABEL = {"pass": "PASS", "warn": "WARNING", "fail": "FAIL", "n/a": "N/A"}
 _DIRECTION = {"maximize": "higher is better", "minimize": "lower is better",
               "target": "closer to reference is better"}
-_KIND_WORDS = {"bars": "Bar chart", "heatmap": "Heat map", "lines": "Line chart", "hist": "Histogram"}
+_KIND_WORDS = {"bars": "Bar chart", "heatmap": "Heat map", "lines": "Line chart", "hist": "Histogram",
+               "heatmaps": "Heat maps side by side"}
 
 
 # -- shared helpers (the PDF renderer uses them too) ------------------------------------------

@@ -30,7 +30,7 @@ __all__ = ["figure_png", "FIGURE_KINDS", "PALETTE"]
 PALETTE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 _LINESTYLES = ("-", "--", "-.", ":")
 _HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
-FIGURE_KINDS = ("bars", "heatmap", "lines", "hist")
+FIGURE_KINDS = ("bars", "heatmap", "lines", "hist", "heatmaps")
 
 _WIDTH_IN = 6.4          # 640 px at the default dpi of 100
 _FONT = 10.0
@@ -104,7 +104,7 @@ def figure_png(fig: Mapping[str, Any], *, dpi: int = 100) -> bytes:
 
 
 def _draw(fig: Mapping[str, Any], kind: str, data: Mapping[str, Any], dpi: int) -> bytes:
-    drawer = {"bars": _bars, "heatmap": _heatmap, "lines": _lines, "hist": _hist}[kind]
+    drawer = {"bars": _bars, "heatmap": _heatmap, "lines": _lines, "hist": _hist, "heatmaps": _heatmaps}[kind]
     mfig = MplFigure(figsize=(_WIDTH_IN, 4.0), dpi=dpi, facecolor="white")
     try:
         with warnings.catch_warnings():
@@ -261,10 +261,30 @@ def _bars(mfig: MplFigure, data: Mapping[str, Any]) -> None:
         offset = (j - (k - 1) / 2) * width
         style = {"color": PALETTE[j % len(PALETTE)], "hatch": _HATCHES[j % len(_HATCHES)],
                  "edgecolor": "white" if j == 0 else "#333333", "linewidth": 0.5, "label": name}
+        lo, hi = _intervals(data, name, arr)
+        err = None
+        if lo is not None and hi is not None:
+            err = np.vstack([np.clip(arr - lo, 0, None), np.clip(hi - arr, 0, None)])
+            err = np.nan_to_num(err, nan=0.0)
+        ekw = {"ecolor": "#222222", "capsize": 2.5, "error_kw": {"linewidth": 0.9}} if err is not None else {}
         if horizontal:
-            ax.barh(pos + offset, np.nan_to_num(arr, nan=0.0), height=width, **style)
+            ax.barh(pos + offset, np.nan_to_num(arr, nan=0.0), height=width, xerr=err, **ekw, **style)
         else:
-            ax.bar(pos + offset, np.nan_to_num(arr, nan=0.0), width=width, **style)
+            ax.bar(pos + offset, np.nan_to_num(arr, nan=0.0), width=width, yerr=err, **ekw, **style)
+    floor = data.get("floor")
+    if isinstance(floor, Mapping) and floor.get("values") is not None:
+        fv = _floats(floor["values"], 'fig["data"]["floor"]["values"]')
+        _same_length(fv, n, 'fig["data"]["floor"]["values"]', "category")
+        label = _shorten(floor.get("label") or "sampling-noise floor", 40)
+        span = 0.8 / 2
+        for i, v in enumerate(fv):
+            if math.isfinite(v):
+                if horizontal:
+                    ax.plot([v, v], [i - span, i + span], color="#000000", linewidth=2.0, linestyle=(0, (2, 1)),
+                            label=label if i == int(np.nanargmax(np.isfinite(fv))) else None)
+                else:
+                    ax.plot([i - span, i + span], [v, v], color="#000000", linewidth=2.0, linestyle=(0, (2, 1)),
+                            label=label if i == int(np.nanargmax(np.isfinite(fv))) else None)
     _style(ax)
     if horizontal:
         ax.set_yticks(pos, labels, fontsize=fs)
@@ -280,7 +300,84 @@ def _bars(mfig: MplFigure, data: Mapping[str, Any]) -> None:
             ax.set_ylabel(_shorten(data["ylabel"], 60), fontsize=_FONT)
     if data.get("xlabel"):
         (ax.set_ylabel if horizontal else ax.set_xlabel)(_shorten(data["xlabel"], 60), fontsize=_FONT)
-    _legend(ax, list(values))
+    names = list(values) + ([_shorten(floor.get("label") or "sampling-noise floor", 40)]
+                            if isinstance(floor, Mapping) and floor.get("values") is not None else [])
+    _legend(ax, names)
+
+
+def _intervals(data: Mapping[str, Any], name: str, arr: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A series' 95% intervals from ``data["errors"][name]`` (a list of [lo, hi] or None per category)."""
+    errors = data.get("errors")
+    if not isinstance(errors, Mapping) or errors.get(name) is None:
+        return None, None
+    raw = errors[name]
+    _same_length(raw, len(arr), f'fig["data"]["errors"][{name!r}]', "category")
+    lo, hi = np.full(len(arr), np.nan), np.full(len(arr), np.nan)
+    for i, pair in enumerate(raw):
+        if isinstance(pair, Sequence) and len(pair) == 2 and all(isinstance(v, numbers.Real) for v in pair):
+            lo[i], hi[i] = float(pair[0]), float(pair[1])
+    return lo, hi
+
+
+def _heatmaps(mfig: MplFigure, data: Mapping[str, Any]) -> None:
+    """Two (or more) heatmaps of the same rows and columns side by side, on one colour scale."""
+    rows = [str(r) for r in _need(data, "rows", "heatmaps")]
+    cols = [str(c) for c in _need(data, "cols", "heatmaps")]
+    panels = _need(data, "panels", "heatmaps")
+    if not isinstance(panels, Mapping) or not panels:
+        raise InvalidParameterError("The 'fig[\"data\"][\"panels\"]' parameter of figure_png must be a dict of "
+                                    "name to a matrix (list of rows).")
+    grids = {}
+    for name, raw in panels.items():
+        _same_length(raw, len(rows), f'fig["data"]["panels"][{name!r}]', "row")
+        g = np.full((len(rows), len(cols)), np.nan)
+        for i, row in enumerate(raw):
+            arr = _floats(row, f'fig["data"]["panels"][{name!r}][{i}]')
+            _same_length(arr, len(cols), f'fig["data"]["panels"][{name!r}][{i}]', "column")
+            g[i] = arr
+        grids[str(name)] = g
+    if not rows or not cols:
+        _no_data(mfig)
+        return
+    vmin = float(data["vmin"]) if isinstance(data.get("vmin"), numbers.Real) else 0.0
+    vmax = float(data["vmax"]) if isinstance(data.get("vmax"), numbers.Real) else 1.0
+    k, r, c = len(grids), len(rows), len(cols)
+    fs = _FONT - 1 if max(r, c) <= 10 else max(6.0, _FONT - 1 - (max(r, c) - 10) / 4)
+    labels = [_shorten(x, 16) for x in rows]
+    left = 0.15 + _text_in(max(len(x) for x in labels), fs)
+    gap, cbar = 0.25, 0.75
+    panel_w = (_WIDTH_IN - left - cbar - gap * (k - 1)) / k
+    panel_h = panel_w * r / c
+    bottom = 0.3 + _text_in(max(len(_shorten(x, 16)) for x in cols), fs) * 0.87
+    mfig.set_size_inches(_WIDTH_IN, panel_h + bottom + 0.75)
+    h = panel_h + bottom + 0.75
+    cmap = _cmap()
+    im = None
+    for j, (name, g) in enumerate(grids.items()):
+        x0 = left + j * (panel_w + gap)
+        ax = mfig.add_axes((x0 / _WIDTH_IN, bottom / h, panel_w / _WIDTH_IN, panel_h / h))
+        im = ax.imshow(np.ma.masked_invalid(g), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+                       interpolation="nearest")
+        ax.set_xticks(np.arange(c), [_shorten(x, 16) for x in cols], fontsize=fs, rotation=60, ha="right",
+                      rotation_mode="anchor")
+        ax.set_yticks(np.arange(r), labels if j == 0 else [""] * r, fontsize=fs)
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.set_title(_shorten(name, 30), fontsize=_FONT, pad=4)
+        if r * c <= 64:
+            for a in range(r):
+                for b in range(c):
+                    v = g[a, b]
+                    if math.isfinite(v):
+                        ax.text(b, a, _short_number(v), ha="center", va="center", fontsize=fs - 1,
+                                color="black" if v > (vmin + vmax) / 2 else "white")
+    assert im is not None
+    cax = mfig.add_axes(((_WIDTH_IN - cbar + 0.15) / _WIDTH_IN, bottom / h, 0.15 / _WIDTH_IN, panel_h / h))
+    cb = mfig.colorbar(im, cax=cax)
+    cb.ax.tick_params(labelsize=_FONT - 2)
+    if data.get("label"):
+        cb.set_label(_shorten(data["label"], 40), fontsize=_FONT - 1)
 
 
 def _heatmap(mfig: MplFigure, data: Mapping[str, Any]) -> None:
@@ -315,7 +412,8 @@ def _heatmap(mfig: MplFigure, data: Mapping[str, Any]) -> None:
     left = 0.2 + _text_in(max(len(x) for x in row_labels), fs)
     bottom = 0.35 + (_text_in(max(len(x) for x in col_labels), fs) * 0.87 if c > 4 else 0.2)
     axes_w = _WIDTH_IN - left - 1.25  # the colour bar and its labels on the right
-    axes_h = min(max(axes_w * r / c, 1.6), 8.0)
+    # at least 0.16 inch per row (a readable 7-point label each), up to 14 inches
+    axes_h = min(max(axes_w * r / c, 1.6, 0.16 * r), 14.0)
     mfig.set_size_inches(_WIDTH_IN, axes_h + bottom + 0.55)
     _margins(mfig, left=left, bottom=bottom, right=0.3, top=0.55)
     ax = mfig.add_subplot()
@@ -365,6 +463,12 @@ def _short_number(v: float) -> str:
 def _lines(mfig: MplFigure, data: Mapping[str, Any]) -> None:
     series = _series(data, "lines")
     names = list(series) + (["chance (y = x)"] if data.get("diagonal") else [])
+    window = data.get("window")
+    if not (isinstance(window, Sequence) and len(window) == 2 and all(isinstance(v, numbers.Real) for v in window)):
+        window = None
+    marks = [m for m in data.get("marks") or [] if isinstance(m, Mapping) and isinstance(m.get("x"), numbers.Real)]
+    names += ([_shorten(data.get("window_label") or "evaluated window", 40)] if window else []) + [
+        _shorten(m.get("label") or "", 40) for m in marks]
     mfig.set_size_inches(_WIDTH_IN, 4.6 if data.get("diagonal") else 3.8)
     _margins(mfig, bottom=0.75 if data.get("xlabel") else 0.5, names=names)
     ax = mfig.add_subplot()
@@ -395,6 +499,13 @@ def _lines(mfig: MplFigure, data: Mapping[str, Any]) -> None:
         ax.set_ylim(0, 1.01)
         ax.set_aspect("equal", adjustable="box")
         drawn += 1
+    if window:
+        ax.axvspan(float(window[0]), float(window[1]), color="#0072B2", alpha=0.07, linewidth=0,
+                   label=_shorten(data.get("window_label") or "evaluated window", 40))
+        ax.axvline(float(window[1]), color="#0072B2", linewidth=1.0, linestyle=":")
+    for mark in marks:
+        ax.axvline(float(mark["x"]), color="#D55E00", linewidth=1.2, linestyle="--",
+                   label=_shorten(mark.get("label") or "", 40))
     if logx and drawn:
         ax.set_xscale("log")
     if not drawn:
@@ -406,7 +517,39 @@ def _lines(mfig: MplFigure, data: Mapping[str, Any]) -> None:
         ax.set_xlabel(_shorten(data["xlabel"], 60), fontsize=_FONT)
     if data.get("ylabel"):
         ax.set_ylabel(_shorten(data["ylabel"], 60), fontsize=_FONT)
+    _at_risk(mfig, ax, data.get("at_risk"))
     _legend(ax, names)
+
+
+def _at_risk(mfig: MplFigure, ax: Any, at_risk: Any) -> None:
+    """A numbers-at-risk table under the axes: one row per series, one column per time."""
+    if not isinstance(at_risk, Mapping) or not isinstance(at_risk.get("series"), Mapping):
+        return
+    times = _floats(at_risk.get("times") or [], 'fig["data"]["at_risk"]["times"]')
+    series = {str(k): v for k, v in at_risk["series"].items()}
+    if not len(times) or not series:
+        return
+    w, h = mfig.get_size_inches()
+    extra = 0.35 + 0.2 * len(series)
+    mfig.set_size_inches(w, h + extra)
+    # keep the axes where they were (in inches) and put the table in the new band at the bottom
+    pos = ax.get_position()
+    ax.set_position((pos.x0, (pos.y0 * h + extra) / (h + extra), pos.width, pos.height * h / (h + extra)))
+    x0, x1 = ax.get_xlim()
+    fig_h = h + extra
+    mfig.text(0.12 / w, (extra - 0.05) / fig_h, "Number at risk", fontsize=_FONT - 1.5, ha="left", va="top",
+              fontweight="bold")
+    for i, (name, counts) in enumerate(series.items()):
+        vals = _floats(counts, f'fig["data"]["at_risk"]["series"][{name!r}]')
+        _same_length(vals, len(times), f'fig["data"]["at_risk"]["series"][{name!r}]', "time")
+        y = (extra - 0.25 - 0.2 * i) / fig_h
+        mfig.text(0.12 / w, y, _shorten(name, 14), fontsize=_FONT - 2, ha="left", va="top",
+                  color=PALETTE[i % len(PALETTE)])
+        for t, v in zip(times, vals, strict=True):
+            if math.isfinite(t) and x0 <= t <= x1:
+                xf = pos.x0 + (t - x0) / (x1 - x0) * pos.width
+                mfig.text(xf, y, "—" if not math.isfinite(v) else f"{int(round(v)):,}", fontsize=_FONT - 2,
+                          ha="center", va="top")
 
 
 def _hist(mfig: MplFigure, data: Mapping[str, Any]) -> None:

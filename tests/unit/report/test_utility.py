@@ -118,7 +118,7 @@ def test_pairwise_hand_example(small: ReportData) -> None:
     m = _by_key(metrics)
     assert m["utility.tvd2.mean"].value == pytest.approx((0.5 + 0.5 + 0.75) / 3)
     assert m["utility.tvd2.max"].details["pair"] == ["b", "n"]
-    hm = figures[0]
+    hm = next(f for f in figures if f.key == "utility.tvd2.heatmap")
     assert hm.kind == "heatmap" and hm.data["values"][0][0] is None and hm.data["values"][1][2] == 0.75
 
 
