@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import sys
 import time
 import warnings
@@ -78,43 +79,62 @@ def main(debug: bool) -> None:
 
 # ---------------------------------------------------------------------------- demo
 @main.command()
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("synthhealth-demo"),
-              show_default=True, help="Output folder.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [default: synthhealth-demo, or synthhealth-demo-flchain with --dataset flchain].")
+@click.option("--dataset", type=click.Choice(["synthea", "flchain"]), default="synthea", show_default=True,
+              help="synthea: the bundled 150 synthetic Synthea patients (FHIR); flchain: the Mayo Clinic serum free "
+                   "light chain cohort, 7,874 patients as a table, where utility is good (needs scikit-survival: "
+                   'pip install "synthhealth[examples]").')
 @click.option("--epsilon", default=1.0, show_default=True, help="Privacy budget epsilon of the fit.")
 @click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_errors
-def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
-    """Run the whole pipeline on the bundled demo data (150 synthetic Synthea patients).
+def demo(out: Path | None, dataset: str, epsilon: float, seed: int | None, quiet: bool) -> None:
+    """Run the whole pipeline on a bundled data set (default: 150 synthetic Synthea patients).
 
     Reads FHIR, flattens to one bounded row per patient, holds out a third of the patients, fits
     AIM with (epsilon, 1e-6)-DP at the patient level on the rest, samples a synthetic table, writes
-    it as synthetic FHIR R4 (Bulk NDJSON), and builds the privacy and utility report.
+    it as synthetic FHIR R4 (Bulk NDJSON), and builds the privacy and utility report. With
+    --dataset flchain the input is the flchain table (7,874 patients; no FHIR step): large enough
+    for good utility at epsilon = 1.
 
-    The folder must be new, empty or an earlier demo's; an earlier demo's ledger is kept (never
-    reset), so a second run there must fit in what it left.
+    The folder must be new, empty or an earlier demo's of the same data set; an earlier demo's
+    ledger is kept (never reset), so a second run there must fit in what it left.
     """
-    _check_demo_folder(out, epsilon)
-
+    if out is None:
+        out = Path("synthhealth-demo" if dataset == "synthea" else f"synthhealth-demo-{dataset}")
+    _check_demo_folder(out, epsilon, dataset)
 
     t0 = time.perf_counter()
-    click.secho("synthhealth demo", bold=True)
-    schema = sh.load_schema("core-patient")
-    click.echo(f"[1/8] schema   core-patient v{schema.version}: {len(schema)} attributes, "
+    click.secho("synthhealth demo" + ("" if dataset == "synthea" else f" ({dataset})"), bold=True)
+    schema_name = "core-patient" if dataset == "synthea" else dataset
+    schema = sh.load_schema(schema_name)
+    click.echo(f"[1/8] schema   {schema_name} v{schema.version}: {len(schema)} attributes, "
                f"domain of {schema.domain_size():.3g} cells, hash {schema.hash[:12]}")
-    src = sh.datasets.demo_fhir_path()
-    reader = sh.fhir.read(src, progress=not quiet)
-    table = sh.flatten(reader, schema)
-    stats = reader.stats
-    click.echo(f"[2/8] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
-               f"({stats.bytes_read / 1e6:.0f} MB of JSON)")
+    if dataset == "synthea":
+        src = sh.datasets.demo_fhir_path()
+        reader = sh.fhir.read(src, progress=not quiet)
+        table = sh.flatten(reader, schema)
+        stats = reader.stats
+        click.echo(f"[2/8] read     {stats.files} Bundles, {stats.n_resources:,} resources, {stats.patients} patients "
+                   f"({stats.bytes_read / 1e6:.0f} MB of JSON)")
+    else:
+        raw = sh.datasets.load_flchain()  # scikit-survival's bundled copy (no download)
+        table = sh.read_table(raw, schema)
+        click.echo(f"[2/8] read     flchain (scikit-survival): {len(raw):,} patients x {raw.shape[1]} columns")
     out.mkdir(parents=True, exist_ok=True)
-    (out / _DEMO_MARKER).write_text('{"format": "synthhealth-demo"}\n', encoding="utf-8")
+    (out / _DEMO_MARKER).write_text(json.dumps({"format": "synthhealth-demo", "dataset": dataset}) + "\n",
+                                    encoding="utf-8")
     real_path = sh.write_table(table, out / "real-patients.parquet", overwrite=True)
-    flat = sh.report_of(table)
-    assert flat is not None
-    click.echo(f"[3/8] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep private)")
-    click.echo("      " + flat.summary().replace("\n", "\n      "))
+    if dataset == "synthea":
+        flat = sh.report_of(table)
+        assert flat is not None
+        click.echo(f"[3/8] flatten  {len(table)} rows x {table.shape[1]} columns -> {real_path} (REAL data: keep "
+                   "private)")
+        click.echo("      " + flat.summary().replace("\n", "\n      "))
+    else:
+        click.echo(f"[3/8] table    {len(table):,} rows x {table.shape[1]} columns, one row per patient id -> "
+                   f"{real_path} (REAL data: keep private)")
     train, holdout = sh.split(table, 1 / 3, random_state=seed)
     sh.write_table(train, out / "real-train.parquet", overwrite=True)
     sh.write_table(holdout, out / "real-holdout.parquet", overwrite=True)
@@ -135,15 +155,21 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     synth = gen.sample(random_state=seed)
     synth_path = sh.write_table(synth, out / "synthetic-patients.parquet", overwrite=True)
     click.echo(f"[6/8] sample   {len(synth)} synthetic patients -> {synth_path}")
-    report_w = sh.fhir.write(synth, schema, out / "synthetic-fhir", random_state=seed,
-                             source=f"urn:synthhealth:demo:{gen.fit_id_}", overwrite=True)
-    refs = sh.fhir.check_references(report_w.path)
-    click.echo(f"[7/8] fhir     {report_w.n_patients} synthetic patients, {report_w.n_resources:,} FHIR R4 resources "
-               f"(Bulk NDJSON) -> {report_w.path}; " + ("references OK" if refs.ok else refs.summary()))
+    files = {"synthetic table": synth_path}
+    report_w = None
+    if dataset == "synthea":
+        report_w = sh.fhir.write(synth, schema, out / "synthetic-fhir", random_state=seed,
+                                 source=f"urn:synthhealth:demo:{gen.fit_id_}", overwrite=True)
+        refs = sh.fhir.check_references(report_w.path)
+        click.echo(f"[7/8] fhir     {report_w.n_patients} synthetic patients, {report_w.n_resources:,} FHIR R4 "
+                   f"resources (Bulk NDJSON) -> {report_w.path}; " + ("references OK" if refs.ok else refs.summary()))
+        files["synthetic FHIR"] = report_w.path
+    else:
+        click.echo(f"[7/8] fhir     skipped: the {dataset} schema is a plain table with no FHIR form")
+    files.update({"model": model_path, "ledger": ledger_path})
     t_rep = time.perf_counter()
     rep = sh.Report.build(real=train, holdout=holdout, synthetic=synth, model=gen, random_state=seed,
-                          progress=not quiet, files={"synthetic table": synth_path, "synthetic FHIR": report_w.path,
-                                                     "model": model_path, "ledger": ledger_path})
+                          progress=not quiet, files=files)
     for old in ("report-release", "report-preview"):  # a re-run must not leave an earlier run's release behind
         for ext in ("json", "html", "pdf"):
             (out / "report" / f"{old}.{ext}").unlink(missing_ok=True)
@@ -157,7 +183,10 @@ def demo(out: Path, epsilon: float, seed: int | None, quiet: bool) -> None:
     for _, why in refusals:
         click.secho(f"  release refused: {why}", fg="yellow")
     click.echo("")
-    click.echo(f"synthetic FHIR: {report_w.path}")
+    if report_w is not None:
+        click.echo(f"synthetic FHIR: {report_w.path}")
+    else:
+        click.echo(f"synthetic data: {synth_path}")
     click.echo(f"report:         {paths['html']} (internal review), {shared['html']} "
                + ("(PREVIEW: the release was refused, see above)" if refusals else "(shareable release)"))
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")
@@ -169,11 +198,22 @@ _DEMO_FILES = frozenset({_DEMO_MARKER, "real-patients.parquet", "real-train.parq
                          "report"})
 
 
-def _check_demo_folder(out: Path, epsilon: float) -> None:
-    """Before anything is read or written: ``out`` is new, empty or an earlier demo's, and the
-    earlier demo's ledger (kept, never reset) can pay for this run."""
+def _check_demo_folder(out: Path, epsilon: float, dataset: str = "synthea") -> None:
+    """Before anything is read or written: ``out`` is new, empty or an earlier demo's of the same
+    data set (its ledger is about those patients), and the earlier demo's ledger (kept, never
+    reset) can pay for this run."""
     if out.exists() and not out.is_dir():
         raise sh.InvalidParameterError(f"The demo's '--out' {out} is a file: give a folder.")
+    marker = out / _DEMO_MARKER
+    if marker.is_file():
+        try:
+            earlier = json.loads(marker.read_text(encoding="utf-8")).get("dataset", "synthea")
+        except (OSError, ValueError, AttributeError):
+            earlier = "synthea"
+        if earlier != dataset:
+            raise sh.InvalidParameterError(
+                f"The demo's '--out' folder {out} holds an earlier demo of the {earlier} data set; its ledger is about "
+                f"other patients than {dataset}'s. Choose another folder with -o.")
     entries = sorted(p.name for p in out.iterdir()) if out.exists() else []
     if entries and not (out / _DEMO_MARKER).is_file() and not set(entries) <= _DEMO_FILES:
         others = [e for e in entries if e not in _DEMO_FILES]

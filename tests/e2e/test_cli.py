@@ -299,3 +299,22 @@ def test_sweep_asks_before_spending(runner: CliRunner, tmp_path: Path) -> None:
     assert table["epsilon"].tolist() == [0.5, 2.0]
     assert sh.PrivacyLedger.load(tmp_path / "sw" / "ledger.json").total().epsilon == pytest.approx(
         sh.sweep_cost([0.5, 2.0]).epsilon)
+
+
+def test_demo_flchain(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("sksurv")
+    out = tmp_path / "demo-flchain"
+    res = runner.invoke(main, ["demo", "--dataset", "flchain", "-q", "--seed", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "synthhealth demo (flchain)" in res.output and "[1/8] schema   flchain" in res.output
+    assert "[2/8] read     flchain (scikit-survival): 7,874 patients" in res.output
+    assert "[4/8] split    5249 patients for fitting, 2625 held out" in res.output
+    assert "[7/8] fhir     skipped" in res.output and "[8/8] report" in res.output
+    assert not (out / "synthetic-fhir").exists()
+    rep = sh.Report.load(out / "report")
+    assert {e["role"] for e in rep.doc["meta"]["manifest"]} == {"synthetic table", "model", "ledger"}
+    assert rep.metric("guarantee.epsilon")["value"] == pytest.approx(1.0)
+    assert any(s["key"] == "regulatory" for s in rep.doc["sections"])
+    # one data set per demo folder: the ledger is about those patients
+    res = runner.invoke(main, ["demo", "-q", "--seed", "0", "--out", str(out)])
+    assert res.exit_code == 2 and "earlier demo of the flchain data set" in res.output, res.output
