@@ -172,3 +172,81 @@ def test_verdicts_review_and_manifest_render_in_chromium(browser: Any, tmp_path:
         "return Array.from(document.querySelectorAll('.table-wrap, main')).filter(e => e.scrollWidth > e.clientWidth + 1)"
         ".map(e => e.className || e.tagName)")
     assert overflow == []
+
+
+@pytest.fixture(scope="module")
+def built_report() -> Any:
+    """A real report (MST at ε = 1 on 600 flchain patients): the regulatory appendix, the next steps and
+    the plots of issue 15.5/15.6 as the report writes them."""
+    import warnings
+
+    import synthhealth as sh
+
+    schema = sh.load_schema("flchain")
+    t = sh.read_table(sh.datasets.load_flchain(), schema).sample(900, random_state=11)
+    train, holdout = t.iloc[:600], t.iloc[600:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gen = sh.MST(epsilon=1.0).fit(train, schema=schema, progress=False)
+    return sh.Report.build(real=train, holdout=holdout, synthetic=gen.sample(600), model=gen, progress=False,
+                           n_boot=20, n_attacks=100, random_state=0, reviewer="A. Officer")
+
+
+@pytest.mark.parametrize("release", [False, True], ids=["internal", "release"])
+def test_appendix_next_steps_and_plots_render_in_chromium(browser: Any, built_report: Any, tmp_path: Path,
+                                                          release: bool) -> None:
+    """The regulatory appendix (NIST SP 800-226, WP29, HIPAA, EDPB, attestations, sign-off), the next-steps
+    box and the new plots (worst pairs, Cramér's V side by side, the pair appendix, Kaplan–Meier with the
+    numbers at risk) are shown, decode and do not overflow (issue 15.5, 15.6)."""
+    from selenium.webdriver.common.by import By
+
+    doc = built_report.to_dict(release=release, preview=release)
+    page = tmp_path / "report.html"
+    page.write_text(render_html(doc), encoding="utf-8")
+    browser.get_log("browser")
+    load(browser, page)
+    assert [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"] == []
+
+    appendix = browser.find_element(By.ID, "sec-regulatory")
+    assert appendix.is_displayed() and "Regulatory appendix" in appendix.text
+    for group, words in (("nist", "Unit of privacy"), ("wp29", "Singling out"), ("hipaa", "NOT a determination"),
+                         ("edpb", "The model is a release"), ("attestations", "One Patient record is one person")):
+        el = browser.find_element(By.ID, f"sec-regulatory-{group}")
+        assert el.is_displayed() and words in el.text, group
+    wp29 = browser.find_element(By.ID, "sec-regulatory-wp29").text
+    assert ("bounded by the guarantee" in wp29) if release else ("measured:" in wp29)
+    nist = browser.find_element(By.ID, "sec-regulatory-nist").text
+    assert "Checking the claim" in nist and "central differential privacy" in nist
+    signoff = browser.find_element(By.ID, "sec-regulatory-signoff")
+    rows = signoff.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 3 and "A. Officer" in signoff.text
+    lines = signoff.find_elements(By.CSS_SELECTOR, "td.line")
+    assert lines and all(c.size["height"] >= 30 for c in lines)  # room to sign
+
+    steps = browser.find_elements(By.ID, "next-steps")
+    bad = [c for c in doc["summary"]["checks"] if c["verdict"] in ("fail", "warn")]
+    if release:
+        assert steps == []  # keyed to the internal review's measurements
+    elif bad:
+        assert steps[0].is_displayed()
+        cmds = steps[0].find_elements(By.CSS_SELECTOR, "code.cmd")
+        assert cmds and all(c.text.startswith("synthhealth ") for c in cmds)
+        assert steps[0].location["y"] < browser.find_element(By.CSS_SELECTOR, "section.report-section").location["y"]
+
+    images = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])")
+    assert len(images) == sum(len(s["figures"]) for s in doc["sections"])
+    assert all(done and w >= 400 and h >= 200 and alt for done, w, h, alt in images)
+    alts = " ".join(a for *_, a in images)
+    if not release:
+        assert "Heat maps side by side: Association between attributes" in alts
+        assert "worst-reproduced pairs" in alts and "Kaplan" in alts
+        assert browser.find_element(By.ID, "sec-pairs").is_displayed()
+    else:
+        assert not browser.find_elements(By.ID, "sec-pairs")
+    overflow = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.table-wrap, main, .next-steps')).filter(e => e.scrollWidth > "
+        "e.clientWidth + 1).map(e => e.className || e.tagName)")
+    assert overflow == []
+    shot = full_page_png(browser)
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"

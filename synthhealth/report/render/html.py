@@ -291,7 +291,7 @@ figcaption{margin-top:.5em;font-size:.93rem;color:var(--ink)}
 .notes li{margin:.3em 0}
 .warnings li{margin:.35em 0}
 .muted{color:var(--muted)}
-.group{margin:1.2em 0}.sr-only{position:absolute;left:-9999px}
+.group{margin:1.2em 0}
 table.signoff-table td.line{border-bottom:1px solid var(--ink);height:2.4em;min-width:8em}
 .next-steps{margin:1em 0;padding:.6em 1.1em;border:2px solid #0550ae;border-radius:8px;background:#f1f6fd}
 .next-steps h3{margin:.3em 0}.next-steps li{margin:.3em 0}
@@ -526,9 +526,8 @@ def _group(g: Mapping[str, Any], sid: str) -> str:
     parts = [f'<div class="group" id="{_e(gid)}"><h3>{_e(g.get("title") or g.get("key") or "")}</h3>',
              _paragraphs(g.get("intro"))]
     if rows:
-        parts.append(f'<div class="table-wrap"><table class="data facts"><caption class="sr-only">'
-                     f'{_e(g.get("title") or "")}</caption><thead><tr><th scope="col">Item</th>'
-                     '<th scope="col">Value</th></tr></thead><tbody>')
+        parts.append(f'<div class="table-wrap"><table class="data facts" aria-label="{_e(g.get("title") or "")}">'
+                     '<thead><tr><th scope="col">Item</th><th scope="col">Value</th></tr></thead><tbody>')
         parts.extend(f'<tr><th scope="row">{_e(r[0])}</th><td>{_e(r[1])}</td></tr>' for r in rows)
         parts.append("</tbody></table></div>")
     parts.append("</div>")

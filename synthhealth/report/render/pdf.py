@@ -466,7 +466,7 @@ def _section_pages(w: _Writer, sec: Mapping[str, Any], dpi: int) -> None:
             w.paragraph(so["intro"], size=9, after=0.06)
         # blank lines to sign on: the name is filled in when known, the rest by hand
         w.table([("Role", 1.6), ("Name", 1.4), ("Date", 0.8), ("Signature", 1.4)],
-                [[x.get("role") or "", (x.get("name") or "") + "\n\n", x.get("date") or "", x.get("signature") or ""]
+                [[x.get("role") or "", (x.get("name") or "") + "\n\n\n", x.get("date") or "", x.get("signature") or ""]
                  for x in signers], size=9)
     notes = [str(n) for n in sec.get("notes") or []]
     if notes:
