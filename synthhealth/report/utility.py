@@ -385,8 +385,10 @@ def marginal_fidelity(data: ReportData, *, n_figures: int = 12) -> tuple[list[Me
         p, q = _freqs(real[:, j], sizes[j]), _freqs(syn[:, j], sizes[j])
         figures.append(Figure(
             f"utility.marginal.{names[j]}", f"{names[j]}: real vs synthetic frequencies", "bars",
-            {"categories": data.labels(names[j]), "series": {_REAL: p.tolist(), _SYN: q.tolist()}},
-            caption=f"State frequencies of '{names[j]}' (TVD {tv[j]:.3f}).", real_data=True))
+            {"categories": data.labels(names[j]), "series": {_REAL: p.tolist(), _SYN: q.tolist()},
+             "errors": {_REAL: [list(wilson_interval(int(round(x * n_r)), n_r)) for x in p]} if n_r else {}},
+            caption=f"State frequencies of '{names[j]}' (TVD {tv[j]:.3f}); whiskers: 95% Wilson intervals of the "
+                    "real frequencies (the sampling noise of the holdout).", real_data=True))
     return metrics, figures
 
 
@@ -1100,8 +1102,10 @@ def ci_overlap(data: ReportData, *, max_attributes: int = 4, min_share: float = 
     top = rows[:_MAX_BARS]
     fig = Figure("utility.ci_overlap.coefficients", f"Logistic coefficients for '{outcome}' (log-odds)", "bars",
                  {"categories": [r["coefficient"] for r in top],
-                  "series": {_REAL: [r["real"][0] for r in top], _SYN: [r["synthetic"][0] for r in top]}},
-                 caption="Log odds ratios against each attribute's reference level, real (holdout) vs synthetic.",
+                  "series": {_REAL: [r["real"][0] for r in top], _SYN: [r["synthetic"][0] for r in top]},
+                  "errors": {_REAL: [r["real"][1:] for r in top], _SYN: [r["synthetic"][1:] for r in top]}},
+                 caption="Log odds ratios against each attribute's reference level, real (holdout) vs synthetic; "
+                         "whiskers: the 95% confidence intervals whose overlap the metric measures.",
                  real_data=True)
     return [metric], [fig]
 

@@ -939,7 +939,9 @@ def anonymeter_risks(data: ReportData, *, n_attacks: int = 500, random_state: An
     fig = Figure(
         key="attacks.anonymeter.risks", title="Singling-out, linkability and inference risks", kind="bars",
         data={"categories": labels,
-              "series": {"risk": [m.value for m in risks], "95% CI low": lo, "95% CI high": hi},
+              "series": {"risk": [m.value for m in risks]},
+              "errors": {"risk": [[a, b] if a is not None and b is not None else None for a, b in zip(lo, hi,
+                                                                                                   strict=True)]},
               "ci": [m.ci for m in risks], "ylabel": "risk (0 = no excess over unseen patients)"},
         caption=("Excess success of each attack against the training patients over the same attack against "
                  "unseen holdout patients (0 = none, 1 = maximal), with 95% confidence bounds. The three "
