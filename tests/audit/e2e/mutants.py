@@ -176,7 +176,7 @@ def flatten_one_row_per_resource() -> Iterator[None]:
     import importlib
 
     module = importlib.import_module("synthhealth.transform.flatten")
-    with mock.patch.object(module._Flattener, "_identity", lambda self, row, res: None):
+    with mock.patch.object(module._Flattener, "_identity", lambda self, row, res, *a: None):
         yield
 
 
