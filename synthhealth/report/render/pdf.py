@@ -272,13 +272,22 @@ class _Writer:
         self.y += 0.15
 
     def images(self, figures: Sequence[Mapping[str, Any]], dpi: int) -> None:
-        """The figures two per row, each with its title (in the image) and caption below."""
+        """The figures two per row, each with its title (in the image) and caption below; heat maps
+        (their cell labels must stay readable) take a row of their own, at the full text width."""
         gap = 0.25
-        cw = (_TW - gap) / 2
         max_h = _H - _MT - _MB - 0.2
-        for i in range(0, len(figures), 2):
+        rows: list[list[Mapping[str, Any]]] = []
+        for fig in figures:
+            if fig.get("kind") in _WIDE_KINDS:
+                rows.append([fig])
+            elif rows and len(rows[-1]) == 1 and rows[-1][0].get("kind") not in _WIDE_KINDS:
+                rows[-1].append(fig)
+            else:
+                rows.append([fig])
+        for row in rows:
             cells = []
-            for fig in figures[i: i + 2]:
+            cw = _TW if row[0].get("kind") in _WIDE_KINDS else (_TW - gap) / 2
+            for fig in row:
                 img = imread(io.BytesIO(figure_png(fig, dpi=dpi)), format="png")
                 h = cw * img.shape[0] / img.shape[1]
                 caption = _wrap(_caption(fig), cw, 7.5)
@@ -301,6 +310,8 @@ class _Writer:
                 self.text(x, self.y + h + 0.05, "\n".join(caption), size=7.5, color=_MUTED)
             self.y += row_h
 
+
+_WIDE_KINDS = ("heatmap", "heatmaps")  # drawn at the full text width in the PDF
 
 _HEADER_SIZE = 7.0   # points: the running header (the first "not for release" notice) on every page
 _HEADER_TOP = 0.12   # inches from the top edge; the header's lines end above the top margin
