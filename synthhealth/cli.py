@@ -707,6 +707,14 @@ def _print_report_summary(rep: Any) -> None:
         click.echo(f"  {line}")
     for w in rep.doc.get("warnings", [])[:5]:
         click.secho(f"  warning: {w}", fg="yellow")
+    steps = rep.doc["summary"].get("next_steps") or []
+    if steps:  # the first remedy of each failed or warned check; the report's "next steps" box has them all
+        click.echo(f"  next steps ({len(steps)} check(s); all of them, with the commands, in the report's summary):")
+        for item in steps[:4]:
+            first = (item.get("steps") or [{}])[0]
+            click.echo(f"    {item.get('name')}: {first.get('text', '')}")
+            if first.get("command"):
+                click.echo(f"      $ {first['command']}")
 
 
 @main.group()

@@ -578,7 +578,10 @@ class Report:
 
         Parameters
         ----------
-        key : {"guarantee", "synthetic", "attacks", "utility", "bias"}
+        key : {"guarantee", "synthetic", "attacks", "utility", "bias", "files", "pairs", "regulatory"}
+            ("pairs": the appendix of every attribute pair; "regulatory": the regulatory appendix,
+            with its ``groups``, ``signoff`` and ``data``; a release report has "review" instead of
+            the measured sections)
 
         Returns
         -------

@@ -310,6 +310,9 @@ def test_demo_flchain(runner: CliRunner, tmp_path: Path) -> None:
     assert "[2/8] read     flchain (scikit-survival): 7,874 patients" in res.output
     assert "[4/8] split    5249 patients for fitting, 2625 held out" in res.output
     assert "[7/8] fhir     skipped" in res.output and "[8/8] report" in res.output
+    # seeded noise fails the privacy verdict: the summary's next steps say what to do, with the command
+    assert "next steps (" in res.output and "Fit again without --seed" in res.output
+    assert "$ synthhealth fit --schema flchain" in res.output
     assert not (out / "synthetic-fhir").exists()
     rep = sh.Report.load(out / "report")
     assert {e["role"] for e in rep.doc["meta"]["manifest"]} == {"synthetic table", "model", "ledger"}
