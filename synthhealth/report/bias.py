@@ -26,7 +26,7 @@ from .._validation import check_positive_int, check_random_state
 from ..exceptions import InvalidParameterError
 from .data import ReportData, numeric_range
 from .model import Figure, Metric
-from .utility import _attr, _boolean_target, _check_data, _check_fraction, _freqs, one_way_tvds
+from .utility import _attr, _boolean_target, _check_data, _check_fraction, _freqs, one_way_tvds, wilson_interval
 
 __all__ = ["subgroup_gaps", "rare_categories", "coverage", "collapse", "age_bands"]
 
@@ -273,8 +273,10 @@ def subgroup_gaps(data: ReportData, *, min_real: int = 20) -> tuple[list[Metric]
     figs = [
         Figure("bias.subgroup.shares", "Share of the population in each subgroup", "bars",
                {"categories": [label(r) for r in shown],
-                "series": {_REAL: [r["share_real"] for r in shown], _SYN: [r["share_synthetic"] for r in shown]}},
-               caption=f"Subgroups with at least {min_real} real rows.", real_data=True),
+                "series": {_REAL: [r["share_real"] for r in shown], _SYN: [r["share_synthetic"] for r in shown]},
+                "errors": {_REAL: [list(wilson_interval(r["n_real"], n_r)) for r in shown]}},
+               caption=f"Subgroups with at least {min_real} real rows; whiskers: 95% Wilson intervals of the real "
+                       "shares.", real_data=True),
         Figure("bias.subgroup.tvd", "Fidelity within each subgroup (mean 1-way TVD)", "bars",
                {"categories": [label(r) for r in shown],
                 "series": {"TVD": [r["tvd"] if r["tvd"] is not None else 0.0 for r in shown]},
@@ -367,10 +369,13 @@ def rare_categories(data: ReportData, threshold: float = 0.01) -> tuple[list[Met
                real_data=True, details=details),
     ]
     shown = states[:_MAX_BARS]
+    n_h = len(data.holdout)
     fig = Figure("bias.rare.states", "Frequency of rare categories", "bars",
                  {"categories": [f"{r['attribute']}={r['state']}" for r in shown],
-                  "series": {_REAL: [r["real"] for r in shown], _SYN: [r["synthetic"] for r in shown]}},
-                 caption=f"States with a real frequency below {threshold:g}, rarest first.", real_data=True)
+                  "series": {_REAL: [r["real"] for r in shown], _SYN: [r["synthetic"] for r in shown]},
+                  "errors": {_REAL: [list(wilson_interval(int(round(r["real"] * n_h)), n_h)) for r in shown]}},
+                 caption=f"States with a real frequency below {threshold:g}, rarest first; whiskers: 95% Wilson "
+                         "intervals of the real frequencies.", real_data=True)
     return metrics, [fig]
 
 

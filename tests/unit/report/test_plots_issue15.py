@@ -56,6 +56,11 @@ def test_report_has_the_new_figures(doc: dict) -> None:
     assert util["utility.tvd1.by_attribute"]["data"]["floor"]["values"]
     assert util["utility.tstr.summary"]["data"]["errors"]
     assert util["utility.prevalence.bars"]["data"]["errors"]
+    assert util["utility.ci_overlap.coefficients"]["data"]["errors"]
+    bias = _figs(doc, "bias")
+    assert bias["bias.subgroup.shares"]["data"]["errors"] and bias["bias.subgroup.tvd"]["data"]["floor"]
+    risks = _figs(doc, "attacks")["attacks.anonymeter.risks"]["data"]
+    assert list(risks["series"]) == ["risk"] and len(risks["errors"]["risk"]) == 4
     for figs in (util, _figs(doc, "pairs"), _figs(doc, "bias")):
         for f in figs.values():
             assert _img(f).shape[1] == 640
