@@ -428,6 +428,11 @@ def next_steps(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                       "command": f"synthhealth report --schema {s} --real train.parquet --holdout holdout.parquet "
                                  "--synthetic synthetic.parquet --ledger ledger.json -o report/"},
                      {"text": "See which fits a ledger holds.", "command": "synthhealth ledger status ledger.json"}]
+        elif key == "guarantee.epsilon" and c.get("value") is None:
+            steps = [{"text": "No ledger was given, so no guarantee is known: give the model (its ledger) or the "
+                              "ledger of the fit that produced the synthetic data.",
+                      "command": f"synthhealth report --schema {s} --real train.parquet --holdout holdout.parquet "
+                                 "--synthetic synthetic.parquet --model model/ --ledger ledger.json -o report/"}]
         elif key.startswith("guarantee."):
             steps = [{"text": "Fit with a smaller ε, or share fewer releases of the same patients (the ledger adds "
                               "them all up).", "command": "synthhealth ledger status ledger.json"}]

@@ -165,3 +165,20 @@ def test_old_document_without_appendix_still_renders() -> None:
     doc = {"format": "synthhealth-report", "format_version": 1, "meta": {}, "summary": {"checks": []},
            "sections": [{"key": "x", "title": "X", "groups": [{"key": "g", "title": "G", "rows": [["a", "b"]]}]}]}
     assert "<h3>G</h3>" in render_html(doc)
+
+
+def test_appendix_without_a_ledger() -> None:
+    schema = sh.load_schema("flchain")
+    t = sh.read_table(sh.datasets.load_flchain(), schema).sample(300, random_state=1)
+    rep = sh.Report.build(real=t.iloc[:150], holdout=t.iloc[150:], synthetic=t.iloc[:150], schema=schema,
+                          progress=False, n_boot=10, n_attacks=50, random_state=0)
+    sec = _appendix(rep.to_dict())
+    nist = _rows(sec, "nist")
+    assert nist["Privacy parameters"] == "no ledger: no guarantee is known"
+    assert "not accounted" in nist["Accounting across releases"]
+    assert "do not share the model" in _rows(sec, "edpb")["What covers the model"]
+    assert "no guarantee is known" in _rows(sec, "wp29")["Singling out"] or "measured" in _rows(sec, "wp29")[
+        "Singling out"]
+    steps = {s["metric"]: s["steps"] for s in rep.to_dict()["summary"]["next_steps"]}
+    assert "No ledger was given" in steps["guarantee.epsilon"][0]["text"]  # no ledger: a failed check, a remedy
+    assert "--ledger ledger.json" in steps["guarantee.epsilon"][0]["command"]
