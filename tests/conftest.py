@@ -23,6 +23,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run the mutation tests of the privacy audits (tests/audit/e2e/test_mutants.py)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # property-based fuzzing (tests/unit/test_fuzz_bad_input.py): a few hundred derandomized (reproducible) cases
+    # by default, at least 1,000 random ones with --full
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # a dev dependency (pyproject's dev extra); the fuzz tests skip without it
+        return
+    common = {"deadline": None, "database": None, "print_blob": True,
+              "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
+                                        HealthCheck.function_scoped_fixture]}
+    settings.register_profile("ci", max_examples=100, derandomize=True, **common)
+    settings.register_profile("full", max_examples=500, **common)
+    settings.load_profile("full" if config.getoption("--full") else "ci")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    import sys
+
+    fuzz = sys.modules.get("tests.unit.test_fuzz_bad_input")
+    if fuzz is not None and fuzz.STATS["cases"]:
+        terminalreporter.write_line(fuzz.summary())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     full, mutants = config.getoption("--full"), config.getoption("--mutants")
     keep, drop = [], []

@@ -266,7 +266,8 @@ class _PatientIndex:
 # one byte in both costs a fraction of the parse; only a document with more colons than its dump
 # is parsed again (slowly) to name the key and the line. (A colon written as the escape \u003a
 # in the input is the only way to hide one.)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+_NAME = re.compile(r"_?[a-z][A-Za-z0-9]{0,63}")  # FHIR element names: camelCase, '_' for primitive extensions
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,39}")
 
 
 class _RepeatedKey(Exception):
@@ -472,8 +473,10 @@ class FHIRReader:
             self._fail(loc.error(f"{what} has no 'resourceType'"), "no resourceType")
             return False
         if not isinstance(rtype, str) or rtype not in R4_RESOURCE_TYPES:
-            shown = rtype[:40] if isinstance(rtype, str) else type(rtype).__name__
-            self._fail(loc.error(f"unknown resource type {shown!r} (not a FHIR R4 resource)"), "unknown resourceType")
+            # a type-like name is shown (a typo, an R5 type); anything else might be data
+            shown = repr(rtype) if isinstance(rtype, str) and _TYPE_NAME.fullmatch(rtype) else \
+                f"(a {type(rtype).__name__} that is not a resource type name)"
+            self._fail(loc.error(f"unknown resource type {shown} (not a FHIR R4 resource)"), "unknown resourceType")
             return False
         if self.strict:
             problems = validate_resource(res)
@@ -812,7 +815,10 @@ class FHIRReader:
                 if compressed:
                     # the copy must hold the same bytes at the same offsets: decompress it whole
                     with open_binary(f.path) as src, open(copy_path, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+                        try:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                        except (OSError, EOFError, ValueError):
+                            pass  # truncated: reported (or skipped) by the first pass; the lines before it are copied
                 if bar is not None:
                     bar.update(f.size)
             for link, loc, label, rtype, file_id, off, n in pending:

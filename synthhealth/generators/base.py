@@ -566,11 +566,11 @@ def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
     if doc.get("format") != MODEL_FORMAT:
         raise InvalidParameterError(f"{p} is not a synthhealth model folder")
     if doc.get("version") != MODEL_FORMAT_VERSION:
-        raise InvalidParameterError(f"{p} has model format version {doc.get('version')!r}; this release reads version "
-                                    f"{MODEL_FORMAT_VERSION}")
+        raise InvalidParameterError(f"{p} has model format version {_shown(doc.get('version'))}; this release reads "
+                                    f"version {MODEL_FORMAT_VERSION}")
     cls = _REGISTRY.get(doc.get("generator", "")) if isinstance(doc.get("generator", ""), str) else None
     if cls is None:
-        raise InvalidParameterError(f"{p} holds an unknown generator {doc.get('generator')!r}")
+        raise InvalidParameterError(f"{p} holds an unknown generator {_shown(doc.get('generator'))}")
     arrays = _read_arrays(p / "arrays.npz")
     try:
         params = doc["params"]
@@ -600,15 +600,28 @@ def load_model(path: str | os.PathLike[str]) -> BaseGenerator:
         gen.fitted_at_ = doc["fitted_at"]
         gen.total_ = float(doc["total"])
         gen._set_state(doc["model"], arrays)
+        # an edited or corrupt state (NaN or mis-shaped arrays) fails here, named, rather than in sample()
+        with np.errstate(all="ignore"):
+            gen.sample(2, random_state=np.random.default_rng(0))
     except SynthHealthError:
         raise
     except KeyError as exc:
         raise InputFileError(f"a required field or array is missing: {exc.args[0]!r} (a truncated or edited model)",
                              file=meta_file) from None
-    except (TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+    except (TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:
         raise InputFileError(f"a field or array has the wrong type or shape ({type(exc).__name__}; a model saved by "
                              "another release, or an edited file)", file=meta_file) from None
     return gen
+
+
+def _shown(value: Any) -> str:
+    """A value of model.json as shown in an error: short version-like names only, else its type."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, str) and len(value) <= 20 and value.replace("-", "").replace(".", "").replace("_", "").isalnum() \
+            and value == value.lower():
+        return repr(value)
+    return f"(a {type(value).__name__})"
 
 
 def _read_model_json(meta_file: Path) -> dict[str, Any]:
@@ -643,7 +656,14 @@ def _read_arrays(npz_file: Path) -> dict[str, np.ndarray]:
             if not hasattr(loaded, "files"):
                 raise InputFileError("not an .npz archive of arrays (a single .npy array)", file=npz_file)
             with loaded as npz:
-                return {k: npz[k] for k in npz.files}
+                arrays = {k: npz[k] for k in npz.files}
+        for k, a in arrays.items():  # a model's arrays are numbers: no text, no NaN
+            if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+                raise InputFileError(f"the array {k!r} holds {a.dtype.kind!r}-kind data, not numbers (an edited or "
+                                     "foreign file)", file=npz_file)
+            if np.issubdtype(a.dtype, np.floating) and np.isnan(a).any():
+                raise InputFileError(f"the array {k!r} holds NaN (an edited or corrupt file)", file=npz_file)
+        return arrays
     except InputFileError:
         raise
     except ValueError as exc:

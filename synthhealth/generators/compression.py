@@ -130,4 +130,12 @@ class Compression:
         domain = Domain(names, tuple(meta["shape"]))
         maps = {a: arrays[f"map/{a}"] for a in meta["attrs"]}
         weights = {a: arrays[f"weight/{a}"] for a in meta["attrs"]}
+        for a in meta["attrs"]:  # a corrupt state must fail here, not when a merged state is first sampled
+            m, w = maps[a], weights[a]
+            j = names.index(a)
+            if (m.ndim != 1 or w.ndim != 1 or len(m) != len(w) or len(m) != original.shape[j]
+                    or not np.issubdtype(m.dtype, np.integer) or not np.issubdtype(w.dtype, np.floating)
+                    or (len(m) and (m.min() < 0 or m.max() >= domain.shape[j]))
+                    or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0)):
+                raise ValueError(f"the compression state of attribute {a!r} is inconsistent")
         return cls(original, domain, maps, weights)

@@ -1206,7 +1206,7 @@ def _no_patients(reader: FHIRReader | None) -> FHIRFormatError:
         return FHIRFormatError("the input held no patients: no PatientRecord was given")
     st = reader.stats
     files = [str(f.path) for f in reader.files]
-    where = files[0] if len(files) == 1 else None
+    where = files[0] if len(files) == 1 else (os.path.commonpath(files) if files else None)
     what = f"{st.files} file{'s' if st.files != 1 else ''}, {st.bytes_read:,} bytes, {st.n_resources} resources"
     if st.n_skipped:
         what += f", {st.n_skipped} skipped ({', '.join(f'{k}: {v}' for k, v in st.skipped.items())})"
