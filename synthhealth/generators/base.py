@@ -348,7 +348,8 @@ class BaseGenerator:
         The folder holds the public schema, the model's noisy statistics and the privacy ledger,
         never a real record. Times are kept at day resolution (the fit's date, the ledger's
         fits and entries) and the processes that ran fits are not recorded, so no fit duration can
-        be read from the folder. It is written to a temporary folder and renamed at the end.
+        be read from the folder. It is written to a temporary folder and renamed at the end: a process
+        killed while saving leaves the earlier model, the new one, or no folder (never part of one).
 
         Parameters
         ----------
@@ -412,11 +413,17 @@ class BaseGenerator:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
-            (tmp / "model.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
             np.savez_compressed(tmp / "arrays.npz", **arrays)
+            (tmp / "model.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
             if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
+                # killed at any point, the folder holds the old model, the new one, or nothing (the old one is
+                # then beside it, hidden): never half of one. Renames are atomic; the delete comes last.
+                trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                os.replace(out, trash / out.name)
+                os.replace(tmp, out)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
