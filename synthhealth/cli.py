@@ -103,6 +103,7 @@ def demo(out: Path | None, dataset: str, epsilon: float, seed: int | None, quiet
     """
     if out is None:
         out = Path("synthhealth-demo" if dataset == "synthea" else f"synthhealth-demo-{dataset}")
+    sh.PrivacyBudget(epsilon, 1e-6)  # epsilon in (0, 100]: checked before anything is read or written
     _check_demo_folder(out, epsilon, dataset)
 
     t0 = time.perf_counter()

@@ -197,3 +197,10 @@ def test_sample_n_bound_in_the_api(saved_model: Path) -> None:
     gen = sh.load_model(saved_model)
     with pytest.raises(sh.InvalidParameterError, match=r"'n' parameter of MST\.sample must be an int in \[1, 10,000,000\]"):
         gen.sample(sh.generators.MAX_SAMPLE_SIZE + 1)
+
+
+@pytest.mark.parametrize("eps", ["1e15", "1e308", "101"])
+def test_cli_demo_epsilon_out_of_range_writes_nothing(tmp_path: Path, eps: str) -> None:
+    code, out = _cli("demo", "--epsilon", eps, "-o", str(tmp_path / "demo"), "-q")
+    assert code == 2 and out.startswith("error: The 'epsilon' parameter must be a float in (0, 100]"), out
+    assert not (tmp_path / "demo").exists()
