@@ -29,6 +29,7 @@ from .exceptions import InsecureRandomnessWarning, InvalidParameterError
 from .generators import AIM, DPVAE, MST
 from .privacy import PrivacyBudget, PrivacyLedger
 from .privacy.accounting import cdp_epsilon
+from .privacy.budget import MAX_EPSILON
 from .schema.model import PatientSchema
 
 __all__ = ["sweep", "sweep_cost", "split", "SweepResult", "SweepCost"]
@@ -150,8 +151,9 @@ def sweep_cost(epsilons: Sequence[float], *, generator: str = "mst", delta: floa
     ------
     InvalidParameterError
         If ``epsilons`` is empty or holds a non-positive or non-finite value, ``generator`` is not
-        one of the choices, or (for MST and AIM) ``delta`` is not in (0, 1). For ``"dpvae"``,
-        ``delta`` is not checked here (the fits check it).
+        one of the choices, or (for MST and AIM) ``delta`` is not in (0, 1), or the total ε is
+        above :data:`synthhealth.privacy.budget.MAX_EPSILON` (100). For ``"dpvae"``, ``delta`` is
+        not checked here (the fits check it).
 
     Examples
     --------
@@ -166,9 +168,18 @@ def sweep_cost(epsilons: Sequence[float], *, generator: str = "mst", delta: floa
         raise InvalidParameterError(
             f"The 'generator' parameter must be one of {sorted(_GENERATORS)}. Got {generator!r} instead.")
     if generator == "dpvae":
-        return SweepCost(sum(eps), sum(eps), delta * len(eps), 0.0, len(eps))
-    rho = math.fsum(PrivacyBudget(e, delta).rho for e in eps)
-    return SweepCost(sum(eps), cdp_epsilon(rho, delta), delta, rho, len(eps))
+        total, rho = float(sum(eps)), 0.0
+    else:
+        rho = math.fsum(PrivacyBudget(e, delta).rho for e in eps)
+        total = cdp_epsilon(rho, delta)
+    if total > MAX_EPSILON:
+        raise InvalidParameterError(
+            f"The 'epsilons' parameter of the sweep must add up to a total epsilon of at most {MAX_EPSILON:g} (the "
+            f"sweep is one release; see synthhealth.privacy.budget.MAX_EPSILON). Got epsilons adding up to {total:.4g} "
+            "instead.")
+    if generator == "dpvae":
+        return SweepCost(sum(eps), total, delta * len(eps), 0.0, len(eps))
+    return SweepCost(sum(eps), total, delta, rho, len(eps))
 
 
 @dataclass

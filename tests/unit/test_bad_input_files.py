@@ -204,3 +204,10 @@ def test_cli_demo_epsilon_out_of_range_writes_nothing(tmp_path: Path, eps: str) 
     code, out = _cli("demo", "--epsilon", eps, "-o", str(tmp_path / "demo"), "-q")
     assert code == 2 and out.startswith("error: The 'epsilon' parameter must be a float in (0, 100]"), out
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("generator", ["mst", "dpvae"])
+def test_sweep_total_epsilon_bound(generator: str) -> None:
+    with pytest.raises(sh.InvalidParameterError, match=r"must add up to a total epsilon of at most 100"):
+        sh.sweep_cost([60.0, 70.0], generator=generator)
+    assert sh.sweep_cost([40.0, 50.0], generator=generator).epsilon <= 100
