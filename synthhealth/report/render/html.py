@@ -261,7 +261,8 @@ border:3px solid;-webkit-print-color-adjust:exact;print-color-adjust:exact}
 table.data{border-collapse:collapse;width:100%;font-size:.93rem}
 table.data caption{text-align:left;font-weight:700;padding:.3em 0;color:var(--ink)}
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:.45em .6em;text-align:left;vertical-align:top}
-table.facts th,table.facts td,table.metrics th,table.metrics td:not(.num){overflow-wrap:anywhere}
+table.facts th,table.facts td,table.metrics td:not(.num){overflow-wrap:anywhere}
+table.facts tbody th{width:24%;min-width:9em;overflow-wrap:normal;hyphens:auto}
 table.data thead th{background:#eef1f4;border-bottom:2px solid #aab3bc}
 table.data tbody tr:nth-child(even){background:#fafbfc}
 td.num{white-space:nowrap;font-variant-numeric:tabular-nums}
