@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 
 pytest.importorskip("hypothesis", reason="the fuzz tests need hypothesis (pip install -e '.[dev]')")
@@ -249,6 +250,22 @@ def _dumps(obj: Any) -> bytes:
 @given(data=st.data())
 def test_fuzz_fhir(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     folder = tmp_path_factory.mktemp("fhir")
+    _write_fhir(data, folder)
+    on_error = data.draw(st.sampled_from(["raise", "skip"]), label="on_error")
+    merge = data.draw(st.sampled_from(["raise", "merge"]), label="duplicate_patients")
+    out = _run("fhir", lambda: sh.flatten(folder, SCHEMA, on_error=on_error, duplicate_patients=merge), located=True)
+    if isinstance(out, pd.DataFrame):
+        assert len(out) >= 1 and out.index.is_unique
+        rep = sh.report_of(out)
+        assert rep is not None
+        _check_message(Exception(rep.summary() + json.dumps(rep.to_dict(), default=str)))
+    if data.draw(st.booleans(), label="grouping"):
+        _run("fhir", lambda: [len(r) for r in sh.fhir.read(folder, on_error=on_error)],
+             allow=(sh.InvalidParameterError,), located=True)
+
+
+def _write_fhir(data: st.DataObject, folder: Path) -> None:
+    """A mutated FHIR input in ``folder``."""
     resources = _mutate_tree(data, _people(), data.draw(st.integers(0, 4), label="n mutations"))
     layout = data.draw(st.sampled_from(["bundle", "ndjson", "ndjson-by-type", "bundle-in-ndjson", "ndjson-as-json",
                                         "resource-json", "nested-bundle"]), label="layout")
@@ -285,17 +302,6 @@ def test_fuzz_fhir(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
         files[name + ".gz"] = gz
     for n, content in files.items():
         (folder / n).write_bytes(content)
-    on_error = data.draw(st.sampled_from(["raise", "skip"]), label="on_error")
-    merge = data.draw(st.sampled_from(["raise", "merge"]), label="duplicate_patients")
-    out = _run("fhir", lambda: sh.flatten(folder, SCHEMA, on_error=on_error, duplicate_patients=merge), located=True)
-    if isinstance(out, pd.DataFrame):
-        assert len(out) >= 1 and out.index.is_unique
-        rep = sh.report_of(out)
-        assert rep is not None
-        _check_message(Exception(rep.summary() + json.dumps(rep.to_dict(), default=str)))
-    if data.draw(st.booleans(), label="grouping"):
-        _run("fhir", lambda: [len(r) for r in sh.fhir.read(folder, on_error=on_error)],
-             allow=(sh.InvalidParameterError,), located=True)
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -463,12 +469,21 @@ def test_fuzz_model_folders(tmp_path_factory: pytest.TempPathFactory, model_fold
 
 
 # ---------------------------------------------------------------------------------------- CLI
-@settings(max_examples=max(10, N // 4))
+@settings(max_examples=max(10, N // 2))
 @given(data=st.data())
 def test_fuzz_cli_never_leaves_partial_output(tmp_path_factory: pytest.TempPathFactory, flchain: pd.DataFrame,
                                               model_folder: Path, data: st.DataObject) -> None:
     folder = tmp_path_factory.mktemp("cli")
-    if data.draw(st.booleans(), label="table or model"):
+    what = data.draw(st.sampled_from(["table", "model", "fhir"]), label="input")
+    if what == "fhir":
+        schema_file = folder / "schema.yaml"
+        schema_file.write_text(yaml.safe_dump(SCHEMA.to_dict(), sort_keys=False), encoding="utf-8")
+        (folder / "in").mkdir()
+        _write_fhir(data, folder / "in")
+        outs = [folder / data.draw(st.sampled_from(["flat.parquet", "flat.csv"]), label="output")]
+        args = ["flatten", "-s", str(schema_file), "-i", str(folder / "in"), "-o", str(outs[0]), "-q",
+                "--on-error", data.draw(st.sampled_from(["raise", "skip"]), label="on_error")]
+    elif what == "table":
         path = _write_table_file(data, _spoil_table(data, flchain), folder)
         outs = [folder / "train.csv", folder / "holdout.parquet"]
         args = ["split", "-s", "flchain", "-d", str(path), "--train-out", str(outs[0]), "--holdout-out", str(outs[1]),
