@@ -391,7 +391,8 @@ def section_utility(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
     enc = Encoder(schema)
     names, shape = enc.names, enc.shape
     methods: dict[str, Callable[[float, int], Any]] = {
-        "synthhealth DPVAE (defaults)": lambda e, s: DPVAE(epsilon=e, delta=DELTA, random_state=s),
+        "synthhealth DPVAE (defaults)": lambda e, s: DPVAE(epsilon=e, delta=DELTA, random_state=s,
+                                                            n_threads=args.utility_threads),
         "synthhealth AIM": lambda e, s: sh.AIM(epsilon=e, delta=DELTA, random_state=s),
         "synthhealth MST": lambda e, s: sh.MST(epsilon=e, delta=DELTA, random_state=s),
     }
@@ -476,7 +477,7 @@ def section_fit(args: argparse.Namespace, out: list[str]) -> dict[str, Any]:
                     continue
                 log(f"fit: {device} n={n:,} batch={batch} {'release' if release else 'seeded'}")
                 gen = DPVAE(epsilon=1.0, delta=DELTA, batch_size=batch, device=device,
-                            random_state=None if release else 0)
+                            random_state=None if release else 0, n_threads=args.utility_threads)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     t0 = time.perf_counter()
