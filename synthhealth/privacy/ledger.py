@@ -452,7 +452,7 @@ class PrivacyLedger:
         p = Path(path)
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: not JSON, or not UTF-8 text
             raise AccountingError(f"cannot read the privacy ledger {p}: {type(exc).__name__}") from exc
         ledger = cls._from_doc(doc, str(p))
         ledger.path = p

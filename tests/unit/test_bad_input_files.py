@@ -211,3 +211,15 @@ def test_sweep_total_epsilon_bound(generator: str) -> None:
     with pytest.raises(sh.InvalidParameterError, match=r"must add up to a total epsilon of at most 100"):
         sh.sweep_cost([60.0, 70.0], generator=generator)
     assert sh.sweep_cost([40.0, 50.0], generator=generator).epsilon <= 100
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    (b"\xff\xfe{}", "UnicodeDecodeError"), (b'{"trunc', "JSONDecodeError"), (b"", "JSONDecodeError"),
+    (b"[1, 2]", "is not a synthhealth privacy ledger"),
+])
+def test_bad_ledger_files(tmp_path: Path, content: bytes, match: str) -> None:
+    (tmp_path / "ledger.json").write_bytes(content)
+    with pytest.raises(sh.AccountingError, match=match):
+        sh.PrivacyLedger.load(tmp_path / "ledger.json")
+    code, out = _cli("ledger", "status", str(tmp_path / "ledger.json"))
+    assert code == 2 and out.startswith("error: ") and len(out.strip().splitlines()) == 1, out
