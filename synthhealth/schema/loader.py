@@ -606,6 +606,10 @@ def load_schema(source: str | Path | Mapping[str, Any]) -> PatientSchema:
                                 f"(bundled schemas: {', '.join(bundled_schemas())})")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SchemaError([SchemaProblem("", "not UTF-8 text (save the schema file as UTF-8)")], str(path)) from None
+    except RecursionError:
+        raise SchemaError([SchemaProblem("", "invalid YAML: nested too deeply")], str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -223,3 +223,9 @@ def test_bad_ledger_files(tmp_path: Path, content: bytes, match: str) -> None:
         sh.PrivacyLedger.load(tmp_path / "ledger.json")
     code, out = _cli("ledger", "status", str(tmp_path / "ledger.json"))
     assert code == 2 and out.startswith("error: ") and len(out.strip().splitlines()) == 1, out
+
+
+def test_schema_file_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(sh.SchemaError, match=r"1 problem in schema in .*s\.yaml:\n  - not UTF-8 text"):
+        sh.load_schema(tmp_path / "s.yaml")
