@@ -49,7 +49,7 @@ N = settings().max_examples  # the profile's base count
 
 def summary() -> str:
     return (f"fuzz: {STATS['cases']} cases ({STATS['fhir']} FHIR, {STATS['table']} tables, {STATS['model']} models, "
-            f"{STATS['cli']} CLI), {STATS['ok']} read, {STATS['errors']} SynthHealthError, "
+            f"{STATS['file']} schema/ledger files, {STATS['cli']} CLI), {STATS['ok']} read, {STATS['errors']} SynthHealthError, "
             f"{STATS['tracebacks']} tracebacks, {STATS['leaks']} canary leaks, {STATS['partial']} partial outputs")
 
 
@@ -466,6 +466,42 @@ def test_fuzz_model_folders(tmp_path_factory: pytest.TempPathFactory, model_fold
         return sh.load_model(dst).sample(5, random_state=1)
 
     _run("model", load_and_sample, allow=allow)
+
+
+# ---------------------------------------------------------------------------------------- schema and ledger files
+@pytest.fixture(scope="module")
+def ledger_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("ledger") / "ledger.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sh.MST(epsilon=0.5, random_state=0).fit(sh.datasets.load_flchain().iloc[:100], schema=sh.load_schema("flchain"),
+                                                ledger=path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@settings(max_examples=max(10, N // 2))
+@given(data=st.data())
+def test_fuzz_schema_and_ledger_files(tmp_path_factory: pytest.TempPathFactory, ledger_doc: dict[str, Any],
+                                      data: st.DataObject) -> None:
+    folder = tmp_path_factory.mktemp("files")
+    # neither file holds patient data (a public schema; budgets and fit records): no canary is planted
+    if data.draw(st.booleans(), label="schema or ledger"):
+        doc = _no_canary(_mutate_tree(data, sh.load_schema(data.draw(st.sampled_from(["flchain", "core-patient"]),
+                                                                    label="schema")).to_dict(),
+                                      data.draw(st.integers(0, 4), label="n")))
+        raw, _op = _bytes_mutation(data, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"))
+        (folder / "s.yaml").write_bytes(raw.replace(CANARIES[0].encode(), b"x"))
+        _run("file", lambda: sh.load_schema(folder / "s.yaml"))
+    else:
+        doc = _no_canary(_mutate_tree(data, ledger_doc, data.draw(st.integers(0, 4), label="n")))
+        raw, _op = _bytes_mutation(data, _dumps(doc))
+        (folder / "ledger.json").write_bytes(raw.replace(CANARIES[0].encode(), b"x"))
+
+        def use() -> Any:
+            led = sh.PrivacyLedger.load(folder / "ledger.json")
+            return led.total(), led.remaining_rho(), led.to_dict()
+
+        _run("file", use)
 
 
 # ---------------------------------------------------------------------------------------- CLI
