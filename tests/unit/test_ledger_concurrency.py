@@ -19,11 +19,9 @@ import pytest
 import synthhealth as sh
 from synthhealth.privacy import LedgerEntry, PrivacyBudget, PrivacyLedger
 
-SCHEMA = {
-    "synthhealth_schema": 1, "name": "concurrency", "version": "1", "reference_date": "2020-01-01",
-    "attributes": [{"name": "a", "type": "categorical", "categories": ["x", "y", "z"], "missing": False},
-                   {"name": "b", "type": "boolean", "missing": False}],
-}
+from ..tinytable import tiny_schema_doc, tiny_table
+
+SCHEMA = tiny_schema_doc("concurrency")
 RHO_07 = PrivacyBudget(0.7, 1e-6).rho  # two of these do not fit in epsilon = 1
 
 
@@ -34,10 +32,7 @@ def schema() -> sh.PatientSchema:
 
 @pytest.fixture(scope="module")
 def table(schema: sh.PatientSchema) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.choice(["x", "y", "z"], 80), "b": rng.integers(0, 2, 80).astype(bool)},
-                      index=pd.Index([f"p{i}" for i in range(80)], name="patient_id"))
-    return sh.read_table(df, schema)
+    return tiny_table(schema, 80)
 
 
 def entry(fit: str, rho: float, target: str = "marginal(a)") -> LedgerEntry:

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import synthhealth as sh
 from synthhealth.privacy import LedgerEntry, PrivacyBudget, PrivacyLedger
 
-SCHEMA = {
-    "synthhealth_schema": 1, "name": "randomness", "version": "1", "reference_date": "2020-01-01",
-    "attributes": [{"name": "a", "type": "categorical", "categories": ["x", "y", "z"], "missing": False},
-                   {"name": "b", "type": "boolean", "missing": False}],
-}
+from ..tinytable import tiny_schema_doc, tiny_table
+
+SCHEMA = tiny_schema_doc("randomness")
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +28,7 @@ def schema() -> sh.PatientSchema:
 
 @pytest.fixture(scope="module")
 def table(schema: sh.PatientSchema) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.choice(["x", "y", "z"], 60), "b": rng.integers(0, 2, 60).astype(bool)},
-                      index=pd.Index([f"p{i}" for i in range(60)], name="patient_id"))
-    return sh.read_table(df, schema)
+    return tiny_table(schema, 60)
 
 
 def _fit(gen: sh.BaseGenerator, table: pd.DataFrame, schema: sh.PatientSchema) -> sh.BaseGenerator:

@@ -268,29 +268,30 @@ def check_noise(rec: Record) -> list[str]:
     return _noise_problems(pooled)
 
 
+def _chi2_p(values: list[np.ndarray]) -> tuple[float, int, float]:
+    """(sum of squares, count, two-sided p) of values that should be independent N(0, 1)."""
+    w = np.concatenate(values)
+    q = float((w**2).sum())
+    return q, len(w), float(min(chi2.cdf(q, len(w)), chi2.sf(q, len(w))))
+
+
 def _noise_problems(rec: Record) -> list[str]:
     problems: list[str] = []
-    # the noise actually added: sum of squares of noise/sigma is chi-square with one degree per cell
-    z = np.concatenate([g[1] for g in rec.gaussian]) if rec.gaussian else np.zeros(0)
-    if len(z):
-        q = float((z**2).sum())
-        p = min(chi2.cdf(q, len(z)), chi2.sf(q, len(z)))
+    # the noise actually added: its sum of squares over sigma^2 is chi-square with one degree per cell
+    if rec.gaussian:
+        q, k, p = _chi2_p([g[1] for g in rec.gaussian])
         if p < LEVEL / 2:
-            problems.append(f"Gaussian noise: sum of squares {q:.4g} over {len(z)} cells at the charged sigma "
-                            f"(expected {len(z)}; p = {p:.2g})")
+            problems.append(f"Gaussian noise: sum of squares {q:.4g} over {k} cells at the charged sigma "
+                            f"(expected {k}; p = {p:.2g})")
     if rec.sgd_noise:
-        w = np.concatenate(rec.sgd_noise)
-        q = float((w**2).sum())
-        p = min(chi2.cdf(q, len(w)), chi2.sf(q, len(w)))
+        q, k, p = _chi2_p(rec.sgd_noise)
         if p < LEVEL / 2:
-            problems.append(f"DP-SGD noise: mean square {q / len(w):.4g} of the released gradients' noise over "
-                            f"{len(w)} coordinates, in units of the charged sigma*C (expected 1; p = {p:.2g})")
+            problems.append(f"DP-SGD noise: mean square {q / k:.4g} of the released gradients' noise over "
+                            f"{k} coordinates, in units of the charged sigma*C (expected 1; p = {p:.2g})")
     if rec.normals:
-        w = np.concatenate(rec.normals)
-        q = float((w**2).sum())
-        p = min(chi2.cdf(q, len(w)), chi2.sf(q, len(w)))
+        q, k, p = _chi2_p(rec.normals)
         if p < LEVEL / 2:
-            problems.append(f"release sampler normals: mean square {q / len(w):.4g} over {len(w)} draws (expected 1)")
+            problems.append(f"release sampler normals: mean square {q / k:.4g} over {k} draws (expected 1)")
     for n, qrate, sizes in rec.batches:
         if qrate >= 1.0 or len(sizes) < 10:
             continue
