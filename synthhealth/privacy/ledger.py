@@ -102,6 +102,22 @@ def _owner() -> dict[str, Any]:
     return owner
 
 
+def _check_fit_record(fit: Any) -> None:
+    """Raise TypeError unless ``fit`` has the shape of a ledger's fit record (a damaged file)."""
+    if not isinstance(fit, dict):
+        raise TypeError(f"a fit record must be an object, got {type(fit).__name__}")
+    for k in ("fit_id", "status"):
+        if not isinstance(fit.get(k), str):
+            raise TypeError(f"the {k!r} of a fit record must be a string")
+    for k in ("planned_rho", "epsilon", "delta"):
+        v = fit.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+            raise TypeError(f"the {k!r} of a fit record must be a non-negative number")
+    for k in ("accounting", "generator", "started", "finished", "cleared", "cleared_reason"):
+        if fit.get(k) is not None and not isinstance(fit[k], str):
+            raise TypeError(f"the {k!r} of a fit record must be a string")
+
+
 def _owner_state(owner: Any) -> tuple[str, str]:
     """``("live" | "stale" | "unknown", why)`` for the process that holds a reservation.
 
@@ -471,6 +487,8 @@ class PrivacyLedger:
             ledger.created = doc["created"]
             ledger.entries = [LedgerEntry(**_entry_fields(e)) for e in doc["entries"]]
             ledger.fits = list(doc["fits"])
+            for fit in ledger.fits:
+                _check_fit_record(fit)
         except (KeyError, TypeError, InvalidParameterError) as exc:
             raise AccountingError(f"{where} is a damaged privacy ledger ({type(exc).__name__}: {exc})") from exc
         return ledger
