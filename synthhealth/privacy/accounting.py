@@ -84,8 +84,11 @@ def cdp_delta(rho: float, epsilon: float) -> float:
         else:
             hi = mid
     alpha = (lo + hi) / 2.0
-    log_delta = _log_delta(rho, epsilon, alpha)
-    return min(1.0, math.exp(log_delta))
+    try:
+        log_delta = _log_delta(rho, epsilon, alpha)
+    except OverflowError:  # pragma: no cover - the terms overflow only for a huge rho, where delta is 1
+        return 1.0
+    return 1.0 if log_delta >= 0.0 else math.exp(log_delta)
 
 
 def cdp_epsilon(rho: float, delta: float) -> float:
