@@ -447,7 +447,7 @@ def test_two_verdicts_and_the_files_section(tmp_path: Path) -> None:
     page = render_html(_two_verdict_doc(release=False))
     assert "Privacy: PASS · Fitness for use: FAIL" in page and "Overall:" not in page
     assert "ab" * 32 in page and "Provenance and files" in page
-    assert "table.facts th,table.facts td{overflow-wrap:anywhere}" in page  # a sha256 wraps instead of overflowing
+    assert "table.facts th,table.facts td,table.metrics td:not(.num){overflow-wrap:anywhere}" in page  # a sha256 wraps
     assert render_pdf(_two_verdict_doc(release=False), tmp_path / "a.pdf").stat().st_size > 1000
 
 
