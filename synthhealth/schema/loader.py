@@ -518,7 +518,11 @@ def schema_from_dict(doc: Mapping[str, Any], source: str | None = None) -> Patie
     else:
         seen: dict[str, int] = {}
         for i, raw in enumerate(attrs_raw):
-            attr = _parse_attribute(raw, i, value_sets, probs)
+            try:
+                attr = _parse_attribute(raw, i, value_sets, probs)
+            except TypeError as exc:  # e.g. a list where a name is expected ("unhashable type: 'list'")
+                probs.add(f"attributes[{i}]", f"a value has the wrong type ({exc})")
+                attr = None
             if attr is None:
                 continue
             if attr.name in seen:
