@@ -236,6 +236,22 @@ def _check_demo_folder(out: Path, epsilon: float, dataset: str = "synthea") -> N
 
 
 # ------------------------------------------------------------------------- flatten
+def _identity_options(f: Any) -> Any:
+    """``--merge-duplicate-patients`` and ``--identifier-system``: how FHIR Patients of one person are found."""
+    f = click.option("--identifier-system", "identifier_systems", multiple=True,
+                     help="FHIR input: an identifier system that identifies a person (repeatable; default: every "
+                          "system). Patients sharing a value of one of them are one person.")(f)
+    return click.option("--merge-duplicate-patients", is_flag=True,
+                        help="FHIR input: merge Patients that share an identifier (system + value) or are joined by "
+                             "Patient.link into one patient (default: refuse them, naming where they are).")(f)
+
+
+def _flatten(records: Any, schema: sh.PatientSchema, merge_duplicate_patients: bool,
+             identifier_systems: tuple[str, ...], **kw: Any) -> Any:
+    return sh.flatten(records, schema, duplicate_patients="merge" if merge_duplicate_patients else "raise",
+                      identifier_systems=list(identifier_systems) or None, **kw)
+
+
 @main.command()
 @click.option("--schema", "-s", "schema_src", required=True,
               help="Schema YAML file or bundled schema name (core-patient, flchain).")
@@ -246,12 +262,7 @@ def _check_demo_folder(out: Path, epsilon: float, dataset: str = "synthea") -> N
 @click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise", show_default=True,
               help="Stop at the first bad resource, or skip and count bad resources.")
 @click.option("--strict", is_flag=True, help="Validate every resource with fhir.resources (slower).")
-@click.option("--merge-duplicate-patients", is_flag=True,
-              help="Merge Patients that share an identifier (system + value) or are joined by Patient.link into one "
-                   "patient (default: refuse them, naming where they are).")
-@click.option("--identifier-system", "identifier_systems", multiple=True,
-              help="FHIR input: an identifier system that identifies a person (repeatable; default: every system). "
-                   "Patients sharing a value of one of them are one person.")
+@_identity_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_errors
@@ -262,9 +273,7 @@ def flatten(schema_src: str, inputs: tuple[str, ...], output: Path, on_error: st
     schema = sh.load_schema(schema_src)
     reader = sh.fhir.read(list(inputs), strict=strict, on_error=on_error, progress=not quiet)
     t0 = time.perf_counter()
-    table = sh.flatten(reader, schema, on_error=on_error,
-                       duplicate_patients="merge" if merge_duplicate_patients else "raise",
-                       identifier_systems=list(identifier_systems) or None)
+    table = _flatten(reader, schema, merge_duplicate_patients, identifier_systems, on_error=on_error)
     elapsed = time.perf_counter() - t0
     sh.write_table(table, output, overwrite=overwrite)
     stats = reader.stats
@@ -307,9 +316,8 @@ def _load_data(data: tuple[str, ...], schema: sh.PatientSchema, quiet: bool, one
     if len(data) == 1 and first.name.lower().endswith((".csv", ".csv.gz", ".csv.xz", ".parquet", ".pq")):
         # patient ids are checked (duplicates refused); a table without ids needs --one-row-per-patient
         return sh.read_table(first, schema, one_row_per_patient=one_row_per_patient)
-    return sh.flatten(sh.fhir.read(list(data), progress=not quiet), schema,
-                      duplicate_patients="merge" if merge_duplicate_patients else "raise",
-                      identifier_systems=list(identifier_systems) or None)
+    return _flatten(sh.fhir.read(list(data), progress=not quiet), schema, merge_duplicate_patients,
+                    identifier_systems)
 
 
 def _marginal_pairs(values: tuple[str, ...]) -> Any:
@@ -370,12 +378,7 @@ def _marginal_pairs(values: tuple[str, ...]) -> Any:
 @click.option("--one-row-per-patient", is_flag=True,
               help="The table has no patient ids and you guarantee one row per patient (the ledger and the report "
                    "record that the guarantee rests on this statement). Tables with ids are always checked.")
-@click.option("--merge-duplicate-patients", is_flag=True,
-              help="FHIR input: merge Patients that share an identifier or are joined by Patient.link into one "
-                   "patient (default: refuse them).")
-@click.option("--identifier-system", "identifier_systems", multiple=True,
-              help="FHIR input: an identifier system that identifies a person (repeatable; default: every system). "
-                   "Patients sharing a value of one of them are one person.")
+@_identity_options
 @click.option("--seed", type=int, default=None, help="Seed the DP noise (reproducible, NOT for release).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder.")
 @click.option("--overwrite", is_flag=True,

@@ -554,7 +554,7 @@ def _next_steps(items: Any) -> str:
         return ""
     parts = ['<section id="next-steps" class="next-steps" aria-labelledby="next-steps-h">'
              '<h3 id="next-steps-h">Next steps</h3><p class="muted">What to try for each check that failed or '
-             "warned, with the commands (paths are placeholders).</p><ul>"]
+             "warned, with the commands (put your own file paths in place of the examples).</p><ul>"]
     for it in items:
         parts.append(f'<li><strong>{_e(it.get("name") or it.get("metric"))}</strong> '
                      f'{_verdict_badge(it.get("verdict"))}<ul>')

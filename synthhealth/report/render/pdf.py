@@ -415,7 +415,7 @@ def _next_steps(w: _Writer, items: Any) -> None:
         return
     w.ensure(0.8)
     w.paragraph("Next steps", size=12, weight="bold", color="#0550ae", after=0.02)
-    w.paragraph("What to try for each check that failed or warned, with the commands (paths are placeholders).",
+    w.paragraph("What to try for each check that failed or warned, with the commands (put your own file paths in place of the examples).",
                 size=8.5, color=_MUTED, after=0.06)
     for it in items:
         w.paragraph(f"{it.get('name') or it.get('metric')} ({verdict_label(it.get('verdict'))})", size=9.5,

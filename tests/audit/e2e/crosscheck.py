@@ -53,7 +53,6 @@ class Record:
     """Per DP-SGD step: the noise really added to the released gradient, in units of the charged σC."""
     clip_excess: list[float] = field(default_factory=list)
     """Per DP-SGD chunk: the largest norm of one patient's clipped contribution divided by the clip norm."""
-    problems: list[str] = field(default_factory=list)
     by_fit: dict[str, Record] = field(default_factory=dict)
     """The same, per fit (keyed by fit id), for a record of several fits."""
     current: str | None = None
@@ -218,11 +217,11 @@ def _close(a: float, b: float, rel: float = 1e-9) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
 
 
-def check(rec: Record, ledger: Any, fit_id: str) -> list[str]:
+def check(rec: Record, fit_id: str) -> list[str]:
     """Every disagreement between what the fit used and what the ledger charged (empty: consistent)."""
     from synthhealth.privacy.accounting import gaussian_rho
 
-    problems = list(rec.problems)
+    problems: list[str] = []
     entries = [e for e in rec.entries if e.fit_id == fit_id]
     gauss_entries = [e for e in entries if e.mechanism in ("discrete_gaussian", "gaussian")]
     max_entries = [e for e in entries if e.mechanism in ("noisy_max", "gumbel_max")]

@@ -60,24 +60,9 @@ def _read(df: pd.DataFrame, schema: sh.PatientSchema) -> pd.DataFrame:
     return sh.read_table(df.set_index("patient_id"), schema)
 
 
-def canary_count(gen: Any) -> float:
-    """The fitted model's estimated number of patients in the canary's cell (AIM, MST).
-
-    Read from the graphical model the generator saves (``model_``; compressed states map through
-    ``compression_`` when MST merged rare states).
-    """
-    codes = canary_codes(gen)
-    comp = getattr(gen, "compression_", None)
-    if comp is not None:
-        codes = comp.transform(codes)
-    m = gen.model_.marginal(("a", "b"))
-    return float(m[codes[0, 0], codes[0, 1]])
-
-
 def canary_codes(gen: Any) -> np.ndarray:
     """The canary's codes (1 × d) under the fitted generator's public encoder."""
-    return np.array([[_state(gen, a, v) for a, v in CANARY.items()]],
-                    dtype=np.int64)
+    return np.array([[_state(gen, a, v) for a, v in CANARY.items()]], dtype=np.int64)
 
 
 def _state(gen: Any, attr: str, value: Any) -> int:

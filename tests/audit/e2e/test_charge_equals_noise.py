@@ -45,7 +45,7 @@ def charge_problems(name: str, fits: int = 4) -> list[str]:
 
 def _fit_problems(name: str, gen: Any, rec: crosscheck.Record) -> list[str]:
     sub = crosscheck.only_fit(rec, gen.fit_id_)
-    problems = crosscheck.check(sub, gen.ledger_, gen.fit_id_)
+    problems = crosscheck.check(sub, gen.fit_id_)
     entries = [e for e in sub.entries if e.fit_id == gen.fit_id_]
     total = gen.ledger_.total(gen.fit_id_)
     if name == "dpvae":
